@@ -1,0 +1,434 @@
+"""The build: posts -> pages -> a complete site, written atomically.
+
+Read top to bottom, :meth:`Builder.build` does:
+
+1. load the config and every post (front matter validated; cached by file stamp);
+2. parse each post's Markdown to HTML (directives, math, code) — in worker processes, and only
+   for posts whose source or any file they read changed (content-hash cache);
+3. render every page through Jinja2 templates (post pages, paginated index, tags, feed, sitemap,
+   404, robots.txt), skipping pages whose inputs did not change;
+4. check every internal link and anchor;
+5. if nothing failed, write the site: into a fresh folder swapped in at the end (``sitegen build``),
+   or in place, file by file (the preview server). A failed build writes nothing.
+
+The build graph — which files each page read — is kept in the cache, so the preview server can
+ask :meth:`Builder.affected` what a changed file touches.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitegen.config import CONFIG_NAME, Config, load_config
+from sitegen.content import Post, discover, load
+from sitegen.context import PageContext
+from sitegen.errors import BuildError, Problem, Report, SiteError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CACHE_NAME = ".sitegen-cache"
+PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
+
+
+def _code_version() -> str:
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _stamp(path: str | Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Parsed:
+    """The parse stage's result for one post (picklable, cached)."""
+
+    html: str
+    toc: list[dict]
+    excerpt_html: str
+    problems: list[Problem]
+    deps: dict[str, tuple[int, int] | None]  # file -> stamp when read
+    files: dict[str, bytes]
+    scripts: list[str]
+    md_links: dict[str, str]                 # linked source -> URL it resolved to
+    key: str = ""
+
+
+@dataclass
+class PageOut:
+    """One output file and what the link checker needs to know about it."""
+
+    key: str
+    data: bytes | None                       # None: unchanged, take it from the previous output
+    links: list[tuple[str, int | None]] = field(default_factory=list)
+    ids: frozenset = frozenset()
+    source: str | None = None                # the post it came from, for messages
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    problems: list[Problem]
+    pages: int
+    written: list[str]
+    removed: list[str]
+    parsed: list[str]
+    seconds: float
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the parse stage (runs in workers)
+
+_WORK: dict = {}
+
+
+def _parse_post(post: Post, root: Path, md_targets: dict[str, str]) -> Parsed:
+    from sitegen import markdown
+
+    ctx = PageContext(path=post.rel, root=root, source_dir=post.source.parent)
+    ctx.meta["md_targets"] = md_targets
+    ctx.meta["md_links"] = {}
+    rendered = markdown.render(post.body, ctx, post.line_offset)
+    deps = {d: _stamp(d) for d in sorted(ctx.deps)}
+    return Parsed(
+        html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,
+        problems=ctx.problems, deps=deps, files=ctx.files, scripts=ctx.scripts,
+        md_links=ctx.meta["md_links"],
+    )
+
+
+def _parse_index(i: int) -> tuple[int, Parsed | None, Problem | None]:
+    post = _WORK["posts"][i]
+    try:
+        return i, _parse_post(post, _WORK["root"], _WORK["md_targets"]), None
+    except Exception as exc:  # a bug of ours must not hide the other posts' results
+        import traceback
+
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return i, None, Problem(post.rel, None, f"internal error while rendering: {detail} "
+                                                "(please report this with the post attached)")
+
+
+# ----------------------------------------------------------------------------------------------
+
+class Builder:
+    """Builds one site. Keep the object around (as the preview server does) for fast rebuilds."""
+
+    def __init__(self, root: str | Path = ".", out: str | Path | None = None, drafts: bool = False,
+                 workers: int | None = None, use_cache: bool = True, preview: bool = False):
+        self.root = Path(root).resolve()
+        self._out_arg = out
+        self.drafts = drafts or preview
+        self.preview = preview
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.use_cache = use_cache
+        self.cache: dict = {}
+        self.cache_loaded = False
+        self.graph: dict[str, set[str]] = {}   # output file -> every input file it depends on
+        self.last_result: BuildResult | None = None
+
+    # -- cache ------------------------------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        return self.root / CACHE_NAME / "build.pickle"
+
+    def _load_cache(self) -> None:
+        if self.cache_loaded:
+            return
+        self.cache_loaded = True
+        self.cache = {"version": _code_version(), "posts": {}, "parsed": {}, "pages": {}}
+        if not self.use_cache or not self.cache_path.exists():
+            return
+        try:
+            with open(self.cache_path, "rb") as f:
+                cached = pickle.load(f)
+            if cached.get("version") == self.cache["version"]:
+                self.cache = cached
+        except Exception:
+            pass  # a damaged cache only costs a full build
+
+    def _save_cache(self) -> None:
+        if not self.use_cache:
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            pickle.dump(self.cache, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.cache_path)
+        gitignore = self.cache_path.parent / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("*\n")
+
+    # -- the build --------------------------------------------------------------------------------
+    def build(self, in_place: bool = False) -> BuildResult:
+        """Build the site. Raises :class:`BuildError` with every problem if anything is wrong."""
+        t0 = time.perf_counter()
+        self._load_cache()
+        report = Report()
+        try:
+            config = load_config(self.root)
+        except SiteError as exc:
+            raise BuildError([exc.problem]) from None
+        out_dir = Path(self._out_arg) if self._out_arg else self.root / config.output
+        out_dir = out_dir if out_dir.is_absolute() else (Path.cwd() / out_dir)
+
+        posts = self._load_posts(report)
+        posts = self._check_posts(posts, report)
+        from sitegen.render import Renderer
+
+        renderer = Renderer(self, config, posts, out_dir, report)
+        renderer.check_layouts()
+        parsed_now = self._parse_all(posts, report)
+        pages = renderer.render_all()
+        self._check_links(pages, report)
+
+        from sitegen.provenance_hook import stale_data_warnings
+
+        report.extend(stale_data_warnings(self.root, self.cache["parsed"], posts))
+        problems = sorted(set(report.problems), key=lambda p: (p.path, p.line or 0, p.message))
+        if any(p.level == "error" for p in problems):
+            raise BuildError(problems)
+        written, removed = self._write(pages, out_dir, in_place)
+        self._save_cache()
+        result = BuildResult(out_dir, problems, len(pages), written, removed, parsed_now,
+                             time.perf_counter() - t0)
+        self.last_result = result
+        return result
+
+    # -- stage 1: load ------------------------------------------------------------------------------
+    def _load_posts(self, report: Report) -> list[Post]:
+        cache = self.cache["posts"]
+        posts, seen = [], set()
+        for path in discover(self.root / "content"):
+            key = str(path)
+            seen.add(key)
+            stamp = _stamp(path)
+            hit = cache.get(key)
+            if hit and hit[0] == stamp:
+                post, problems = hit[1], hit[2]
+            else:
+                post, problems = load(path, self.root)
+                cache[key] = (stamp, post, problems)
+            report.extend(problems)
+            if post is not None:
+                posts.append(post)
+        for key in set(cache) - seen:
+            del cache[key]
+        return posts
+
+    def _check_posts(self, posts: list[Post], report: Report) -> list[Post]:
+        if not self.drafts:
+            posts = [p for p in posts if not p.draft]
+        by_slug: dict[str, Post] = {}
+        for post in posts:
+            other = by_slug.get(post.slug)
+            if other is not None:
+                for a, b in ((post, other), (other, post)):
+                    report.error(a.rel, a.key_lines.get("slug", 1),
+                                 f"duplicate slug '{a.slug}': {b.rel} uses it too; give one of them another 'slug:'")
+            else:
+                by_slug[post.slug] = post
+        for reserved in ("static", "tags", "page", "feed.xml"):
+            if reserved in by_slug:
+                p = by_slug[reserved]
+                report.error(p.rel, p.key_lines.get("slug", 1), f"slug '{reserved}' is reserved by the site; choose another")
+        return posts
+
+    # -- stage 2: parse -----------------------------------------------------------------------------
+    def _md_targets(self, posts: list[Post]) -> dict[str, str]:
+        return {str(p.source.resolve()): p.url for p in posts}
+
+    def _parse_all(self, posts: list[Post], report: Report) -> list[str]:
+        md_targets = self._md_targets(posts)
+        parsed_cache = self.cache["parsed"]
+        todo = []
+        for i, post in enumerate(posts):
+            hit = parsed_cache.get(post.rel)
+            if hit is not None and self._parsed_valid(post, hit, md_targets):
+                continue
+            todo.append(i)
+        if todo:
+            for i, parsed, crash in self._run_parse(posts, todo, md_targets):
+                post = posts[i]
+                if crash is not None:
+                    report.add(crash)
+                    parsed_cache.pop(post.rel, None)
+                    continue
+                parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
+                                     sorted(parsed.md_links.items()), self.cache["version"])
+                parsed_cache[post.rel] = (self._post_stamp(post), parsed)
+        live = {p.rel for p in posts}
+        for rel in set(parsed_cache) - live:
+            del parsed_cache[rel]
+        for post in posts:
+            entry = parsed_cache.get(post.rel)
+            if entry:
+                report.extend(entry[1].problems)
+        return [posts[i].rel for i in todo]
+
+    def _post_stamp(self, post: Post):
+        return (_stamp(post.source), post.line_offset, post.body.__hash__())
+
+    def _parsed_valid(self, post: Post, hit, md_targets) -> bool:
+        stamp, parsed = hit
+        if stamp != self._post_stamp(post):
+            return False
+        if any(_stamp(dep) != st for dep, st in parsed.deps.items()):
+            return False
+        return all(md_targets.get(src) == url for src, url in parsed.md_links.items())
+
+    def _run_parse(self, posts, todo, md_targets):
+        _WORK.update(posts=posts, root=self.root, md_targets=md_targets)
+        try:
+            if self.workers > 1 and len(todo) >= PARALLEL_THRESHOLD and sys.platform != "win32":
+                import multiprocessing as mp
+
+                ctx = mp.get_context("fork")
+                chunk = max(1, len(todo) // (self.workers * 8))
+                with ctx.Pool(self.workers) as pool:
+                    yield from pool.imap_unordered(_parse_index, todo, chunksize=chunk)
+            else:
+                for i in todo:
+                    yield _parse_index(i)
+        finally:
+            _WORK.clear()
+
+    # -- stage 4: links -----------------------------------------------------------------------------
+    def _check_links(self, pages: dict[str, PageOut], report: Report) -> None:
+        ids_by_page = {path: page.ids for path, page in pages.items()}
+        seen: set[str] = set()
+        # Posts first: a broken link in an excerpt is reported once, at the post it came from.
+        for path, page in sorted(pages.items(), key=lambda kv: kv[1].source is None):
+            base = "/" + path
+            for href, line in page.links:
+                target, anchor = _resolve_href(base, href)
+                if target is None:
+                    continue
+                candidates = [target] if not target.endswith("/") else [target + "index.html"]
+                if not target.endswith("/") and "." not in target.rsplit("/", 1)[-1]:
+                    candidates.append(target + "/index.html")
+                found = next((c.lstrip("/") for c in candidates if c.lstrip("/") in pages), None)
+                if found is None:
+                    message = f"broken link '{href}': no page or file {target} in the site"
+                elif anchor and found.endswith(".html") and anchor not in ids_by_page[found]:
+                    message = f"broken link '{href}': {found} has no element with id '{anchor}'"
+                else:
+                    continue
+                key = f"{target}#{anchor}"
+                if page.source is None and key in seen:
+                    continue
+                seen.add(key)
+                report.error(page.source or path, line, message)
+
+    # -- stage 5: write ------------------------------------------------------------------------------
+    def _write(self, pages: dict[str, PageOut], out_dir: Path, in_place: bool):
+        old_pages = self.cache.get("pages", {})
+        written, removed = [], []
+        if in_place and out_dir.is_dir():
+            for rel, page in pages.items():
+                dest = out_dir / rel
+                if page.data is None and dest.exists():
+                    continue
+                if page.data is None:
+                    raise RuntimeError(f"missing unchanged output {rel}")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+                tmp.write_bytes(page.data)
+                os.replace(tmp, dest)
+                written.append(rel)
+            for rel in set(old_pages) - set(pages):
+                try:
+                    (out_dir / rel).unlink()
+                    removed.append(rel)
+                except FileNotFoundError:
+                    pass
+            _prune_empty_dirs(out_dir)
+        else:
+            tmp_dir = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
+            if tmp_dir.exists():
+                shutil.rmtree(tmp_dir)
+            tmp_dir.mkdir(parents=True)
+            made_dirs = set()
+            for rel, page in pages.items():
+                dest = tmp_dir / rel
+                parent = dest.parent
+                if parent not in made_dirs:
+                    parent.mkdir(parents=True, exist_ok=True)
+                    made_dirs.add(parent)
+                if page.data is None:
+                    try:
+                        os.link(out_dir / rel, dest)
+                        continue
+                    except OSError:
+                        raise RuntimeError(f"missing unchanged output {rel}") from None
+                dest.write_bytes(page.data)
+                written.append(rel)
+            removed = sorted(set(old_pages) - set(pages))
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            if out_dir.exists():
+                os.rename(out_dir, old)
+            os.rename(tmp_dir, out_dir)
+            if old.exists():
+                shutil.rmtree(old, ignore_errors=True)
+        self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
+        self.cache["out_dir"] = str(out_dir)
+        self.graph = {}
+        return written, removed
+
+    # -- for the preview server -----------------------------------------------------------------------
+    def affected(self, changed: Path) -> str:
+        """What a changed file touches: 'post', 'data', 'template', 'static', 'config' or 'other'."""
+        changed = Path(changed).resolve()
+        try:
+            rel = changed.relative_to(self.root)
+        except ValueError:
+            return "other"
+        top = rel.parts[0] if rel.parts else ""
+        if rel.name == CONFIG_NAME:
+            return "config"
+        return {"content": "post", "data": "data", "templates": "template", "static": "static"}.get(top, "other")
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        if not dirnames and not filenames and Path(dirpath) != root:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
+
+
+def _resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
+    """An internal href as a site path and anchor; (None, None) for external links."""
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    if not href or EXTERNAL.match(href):
+        return None, None
+    parts = urlsplit(href)
+    if not parts.path:
+        return base, unquote(parts.fragment) or None
+    target = urljoin(base, parts.path)
+    return unquote(target), unquote(parts.fragment) or None

@@ -1,0 +1,139 @@
+"""The ``sitegen`` command. Thin: parses arguments and calls the module that does the work."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+
+def _print_problems(problems, stream=sys.stderr) -> None:
+    for p in problems:
+        print(str(p), file=stream)
+
+
+def cmd_build(args) -> int:
+    from sitegen.build import Builder
+    from sitegen.errors import BuildError
+
+    builder = Builder(args.site, out=args.out, drafts=args.drafts, use_cache=not args.no_cache,
+                      workers=args.jobs)
+    try:
+        result = builder.build()
+    except BuildError as exc:
+        _print_problems(exc.problems)
+        errors = sum(1 for p in exc.problems if p.level == "error")
+        print(f"build failed: {errors} error(s); the previous output was left as it was", file=sys.stderr)
+        return 1
+    _print_problems(result.warnings)
+    rel = result.out_dir
+    try:
+        rel = result.out_dir.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    print(f"built {result.pages} files into {rel}/ in {result.seconds:.2f} s "
+          f"({len(result.parsed)} post(s) rendered, {len(result.written)} file(s) written"
+          f"{', ' + str(len(result.warnings)) + ' warning(s)' if result.warnings else ''})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from sitegen.serve import serve
+
+    return serve(args.site, host=args.host, port=args.port, port_given=args.port_given, open_browser=args.open)
+
+
+def cmd_new(args) -> int:
+    from sitegen.markdown import slugify
+
+    root = Path(args.site)
+    slug = slugify(args.title)
+    content = root / "content"
+    content.mkdir(parents=True, exist_ok=True)
+    path = content / f"{slug}.md"
+    if path.exists() or (content / slug / "index.md").exists():
+        print(f"{path}: a post with this slug exists already; choose another title", file=sys.stderr)
+        return 1
+    today = dt.date.today().isoformat()
+    title = args.title.replace('"', '\\"')
+    path.write_text(
+        f'---\ntitle: "{title}"\ndate: {today}\nsummary: ""\ntags: []\ndraft: true\n---\n\n'
+        "Write the first paragraph here; it becomes the excerpt unless you set `summary`.\n",
+        encoding="utf-8")
+    print(f"wrote {path} (a draft: set 'draft: false' to publish it)")
+    return 0
+
+
+def cmd_init(args) -> int:
+    from sitegen.scaffold import init_site
+
+    return init_site(Path(args.dir), with_templates=args.templates)
+
+
+def cmd_data(args) -> int:
+    from sitegen import provenance
+
+    root = Path(args.site)
+    if args.action == "run":
+        if not args.name:
+            print("sitegen data run NAME: name the experiment to run (see `sitegen data`)", file=sys.stderr)
+            return 2
+        return provenance.run_experiment(root, args.name, preset=args.preset, device=args.device)
+    tables = provenance.list_tables(root)
+    if not tables:
+        print("no tables in data/")
+        return 0
+    for t in tables:
+        print(provenance.describe(t) if hasattr(provenance, "describe") else t)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="sitegen", description="Static sites for model-visualization essays.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="write the site (default into _site/)")
+    p.add_argument("site", nargs="?", default=".", help="the site's folder (default: here)")
+    p.add_argument("--out", help="output folder (default: the config's 'output', _site)")
+    p.add_argument("--drafts", action="store_true", help="include drafts, marked as such")
+    p.add_argument("--no-cache", action="store_true", help="ignore and do not write .sitegen-cache/")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("serve", help="preview with drafts, live reload on every save")
+    p.add_argument("site", nargs="?", default=".")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--open", action="store_true", help="open the browser")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("new", help="start a post: writes content/<slug>.md")
+    p.add_argument("title")
+    p.add_argument("--site", default=".")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("init", help="scaffold a new site")
+    p.add_argument("dir")
+    p.add_argument("--templates", action="store_true", help="copy the default templates to override them")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("data", help="list traced tables and their provenance, or regenerate one")
+    p.add_argument("action", nargs="?", choices=["list", "run"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "full"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--site", default=".")
+    p.set_defaults(func=cmd_data)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        args.port_given = args.port is not None
+        args.port = args.port or 8000
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Posts: a Markdown file (or ``slug/index.md`` folder) -> validated :class:`Post`.
+
+Front matter is YAML between ``---`` lines. Every problem names the file and the line of the
+offending key, so an author can jump straight to it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sitegen.errors import Problem
+
+JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+KNOWN_KEYS = {
+    "title", "date", "slug", "excerpt", "summary", "author", "authors", "tags", "layout",
+    "draft", "visible", "under_construction", "comments", "share", "updated", "description",
+}
+BOOL_KEYS = ("draft", "visible", "under_construction", "comments", "share")
+DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+
+
+@dataclass
+class Post:
+    source: Path            # the .md file
+    rel: str                # its path relative to the site root, for messages
+    title: str
+    slug: str
+    body: str               # Markdown without front matter
+    line_offset: int        # file lines before ``body``
+    date: dt.datetime | None = None
+    updated: dt.datetime | None = None
+    summary: str | None = None
+    authors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    layout: str = "post"
+    draft: bool = False
+    under_construction: bool = False
+    comments: bool = False
+    share: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    key_lines: dict[str, int] = field(default_factory=dict)
+    is_bundle: bool = False  # content/slug/index.md with files beside it
+
+    @property
+    def url(self) -> str:
+        return f"/{self.slug}/"
+
+    @property
+    def listed(self) -> bool:
+        """Shown on the index and in the feed."""
+        return not self.draft and not self.under_construction
+
+
+def discover(content_dir: Path) -> list[Path]:
+    """Every post source: ``*.md`` files and ``*/index.md`` bundles, sorted for stable output."""
+    if not content_dir.is_dir():
+        return []
+    found = []
+    for path in content_dir.rglob("*.md"):
+        rel = path.relative_to(content_dir)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        if len(rel.parts) == 1 or (len(rel.parts) == 2 and path.name == "index.md"):
+            found.append(path)
+    return sorted(found)
+
+
+def split_front_matter(text: str) -> tuple[str | None, str, int]:
+    """(front matter or None, body, number of lines before the body)."""
+    if not text.startswith("---"):
+        return None, text, 0
+    lines = text.split("\n")
+    if lines[0].strip() != "---":
+        return None, text, 0
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            return "\n".join(lines[1:i]), "\n".join(lines[i + 1:]), i + 1
+    return "\n".join(lines[1:]), "", -1  # unterminated
+
+
+def _key_lines(front: str) -> dict[str, int]:
+    out = {}
+    for i, line in enumerate(front.split("\n")):
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
+        if m and m.group(1) not in out:
+            out[m.group(1)] = i + 2  # +1 for the opening ---, +1 for 1-based lines
+    return out
+
+
+def _parse_date(value) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        for fmt in DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(value.strip(), fmt)
+            except ValueError:
+                continue
+    return None
+
+
+def _string_list(value) -> list[str] | None:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def slug_from_path(path: Path) -> tuple[str, dt.datetime | None]:
+    stem = path.parent.name if path.name == "index.md" else path.stem
+    m = JEKYLL_NAME.match(stem)
+    date = None
+    if m:
+        try:
+            date = dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            stem = m.group(4)
+        except ValueError:
+            pass
+    from sitegen.markdown import slugify
+
+    return slugify(stem), date
+
+
+def first_heading(body: str) -> tuple[str | None, str]:
+    """The first ``# `` heading outside code fences, and the body without it (lines kept)."""
+    lines = body.split("\n")
+    fence = None
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        m = re.match(r"^(`{3,}|~{3,})", stripped)
+        if m:
+            if fence is None:
+                fence = m.group(1)[0] * len(m.group(1))
+            elif stripped.startswith(fence):
+                fence = None
+            continue
+        if fence is None and re.match(r"^# +\S", line):
+            title = re.sub(r"\s+#+\s*$", "", line[1:].strip())
+            lines[i] = ""
+            return title, "\n".join(lines)
+    return None, body
+
+
+def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
+    """Read and validate one post. Returns the post (None if unusable) and its problems."""
+    import yaml
+
+    rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    problems: list[Problem] = []
+
+    def error(line, msg):
+        problems.append(Problem(rel, line, msg, "error"))
+
+    def warn(line, msg):
+        problems.append(Problem(rel, line, msg, "warning"))
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        error(None, f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
+        return None, problems
+    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+    front, body, offset = split_front_matter(text)
+    meta: dict = {}
+    key_lines: dict[str, int] = {}
+    if offset == -1:
+        error(1, "front matter starts with '---' but never ends; close it with a line holding only '---'")
+        return None, problems
+    if front is not None:
+        key_lines = _key_lines(front)
+        try:
+            loaded = yaml.safe_load(front) if front.strip() else {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 2 if mark is not None else 1
+            reason = getattr(exc, "problem", None) or str(exc)
+            error(line, f"malformed YAML front matter: {reason}; check indentation and quote values containing ':'")
+            return None, problems
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            error(2, "front matter must be 'key: value' lines, not a list or a single value")
+            return None, problems
+        meta = {str(k): v for k, v in loaded.items()}
+
+    def line_of(key):
+        return key_lines.get(key, 1 if front is not None else None)
+
+    slug, name_date = slug_from_path(path)
+    if "slug" in meta:
+        if not isinstance(meta["slug"], str) or not SLUG_OK.match(meta["slug"]):
+            error(line_of("slug"), f"slug {meta['slug']!r} must be lowercase letters, digits, '-', '_' or '.'")
+        else:
+            slug = meta["slug"]
+
+    title = meta.get("title")
+    if title is not None and not isinstance(title, str):
+        title = str(title)
+    if not title:
+        heading, body = first_heading(body)
+        title = heading
+    if not title:
+        error(1, "the post has no title: add 'title: ...' to the front matter or start the text with a '# Heading'")
+
+    date = None
+    if "date" in meta:
+        date = _parse_date(meta["date"])
+        if date is None:
+            error(line_of("date"), f"date {meta['date']!r} is not a date; write YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'")
+    elif name_date is not None:
+        date = name_date
+    else:
+        warn(None, "the post has no date: add 'date: YYYY-MM-DD' (undated posts are listed after dated ones)")
+    updated = None
+    if "updated" in meta:
+        updated = _parse_date(meta["updated"])
+        if updated is None:
+            error(line_of("updated"), f"updated {meta['updated']!r} is not a date; write YYYY-MM-DD")
+
+    summary = meta.get("summary", meta.get("excerpt"))
+    if summary is not None and not isinstance(summary, str):
+        error(line_of("summary" if "summary" in meta else "excerpt"), "summary/excerpt must be text")
+        summary = None
+
+    authors = _string_list(meta.get("authors", meta.get("author")))
+    if authors is None:
+        error(line_of("authors" if "authors" in meta else "author"), "author(s) must be a name or a list of names")
+        authors = []
+    tags = _string_list(meta.get("tags"))
+    if tags is None:
+        error(line_of("tags"), "tags must be a list of words, e.g. tags: [gp, jax]")
+        tags = []
+
+    layout = meta.get("layout", "post")
+    if not isinstance(layout, str) or not re.match(r"^[\w-]+$", layout):
+        error(line_of("layout"), f"layout {layout!r} must be a template name such as 'post'")
+        layout = "post"
+
+    flags = {}
+    for key in BOOL_KEYS:
+        if key in meta and not isinstance(meta[key], bool):
+            error(line_of(key), f"'{key}' must be true or false, got {meta[key]!r}")
+        flags[key] = bool(meta.get(key)) if isinstance(meta.get(key), bool) else None
+
+    draft = bool(flags["draft"]) or flags["visible"] is False
+    extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
+    if any(p.level == "error" for p in problems):
+        return None, problems
+    post = Post(
+        source=path, rel=rel, title=title, slug=slug, body=body, line_offset=offset,
+        date=date, updated=updated, summary=summary, authors=authors, tags=tags, layout=layout,
+        draft=draft, under_construction=bool(flags["under_construction"]),
+        comments=bool(flags["comments"]), share=bool(flags["share"]), extra=extra,
+        key_lines=key_lines, is_bundle=path.name == "index.md",
+    )
+    return post, problems

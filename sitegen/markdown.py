@@ -1,0 +1,369 @@
+"""The one MarkdownIt instance and its plugins.
+
+CommonMark plus tables, strikethrough, footnotes (also shown as sidenotes), heading anchors,
+``$math$`` rendered to MathML at build time, Pygments highlighting at build time, MyST-style
+directive blocks and inline roles. :func:`render` turns a post's body into HTML plus the
+table of contents, and collects every problem on the way into the page context.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+
+from sitegen.context import PageContext
+from sitegen.directives import REGISTRY, Call, load_builtin
+from sitegen.errors import SiteError, closest
+
+DIRECTIVE_INFO = re.compile(r"^\{([A-Za-z][\w-]*)\}\s*(.*)$")
+OPTION_LINE = re.compile(r"^:([A-Za-z][\w-]*):(?:\s+(.*?))?\s*$")
+ROLE = re.compile(r"\{([A-Za-z][\w-]*)\}(`+)(.+?)\2", re.S)
+REF_MARK = re.compile("\x02ref:([^\x03]*):(\\d+)\x03")
+
+
+def slugify(text: str) -> str:
+    """Stable, readable ids and slugs: lowercase ASCII words joined by '-'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text.lower())
+    return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
+
+
+@dataclass
+class Rendered:
+    html: str
+    toc: list[dict] = field(default_factory=list)  # [{"level", "id", "text"}]
+    excerpt_html: str = ""
+    first_heading: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# math
+
+def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(latex, display="block" if display else "inline")
+    except Exception as exc:  # latex2mathml raises many types for bad input
+        if ctx is not None:
+            reason = str(exc) or type(exc).__name__
+            ctx.error(line, f"cannot render math ${latex}$ ({reason}); check the LaTeX syntax")
+        return f'<code class="math-error">{escapeHtml(latex)}</code>'
+
+
+# ---------------------------------------------------------------------------------------------
+# code highlighting
+
+@lru_cache(maxsize=None)
+def _lexer(lang: str):
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(lang)
+    except ClassNotFound:
+        return None
+
+
+def highlight(code: str, lang: str) -> str:
+    from pygments import highlight as pyg_highlight
+    from pygments.formatters import HtmlFormatter
+
+    lexer = _lexer(lang) if lang else None
+    if lexer is None:
+        cls = f' class="language-{escapeHtml(lang)}"' if lang else ""
+        return f'<pre class="highlight"><code{cls}>{escapeHtml(code)}</code></pre>\n'
+    body = pyg_highlight(code, lexer, HtmlFormatter(nowrap=True))
+    return f'<pre class="highlight"><code class="language-{escapeHtml(lang)}">{body}</code></pre>\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# directives and roles
+
+def parse_directive(token, line_offset: int) -> Call:
+    m = DIRECTIVE_INFO.match(token.info.strip())
+    name, argument = m.group(1), m.group(2).strip()
+    fence_line = token.map[0] + 1 + line_offset
+    lines = token.content.split("\n")
+    options: dict[str, str] = {}
+    option_lines: dict[str, int] = {}
+    i = 0
+    while i < len(lines):
+        om = OPTION_LINE.match(lines[i])
+        if not om:
+            break
+        options[om.group(1)] = om.group(2) or ""
+        option_lines[om.group(1)] = fence_line + 1 + i
+        i += 1
+    body = "\n".join(lines[i:])
+    if body.startswith("\n"):
+        body, i = body[1:], i + 1
+    return Call(name, argument, options, option_lines, body, fence_line, fence_line + 1 + i)
+
+
+def _render_directive(self, tokens, idx, options, env):
+    token = tokens[idx]
+    ctx: PageContext = env["ctx"]
+    call = parse_directive(token, env.get("line_offset", 0))
+    directive = REGISTRY.directives.get(call.name)
+    if directive is None:
+        known = ", ".join(sorted(REGISTRY.directives))
+        hint = closest(call.name, REGISTRY.directives)
+        near = f" (did you mean '{hint[0]}'?)" if hint else ""
+        ctx.error(call.line, f"unknown directive '{{{call.name}}}'{near}; known directives: {known}")
+        return ""
+    bad = [k for k in call.options if k not in directive.options]
+    for key in bad:
+        allowed = ", ".join(directive.options) or "none"
+        hint = closest(key, directive.options)
+        near = f" (did you mean ':{hint[0]}:'?)" if hint else ""
+        ctx.error(call.option_line(key), f"unknown option ':{key}:' for {{{call.name}}}{near}; "
+                                         f"known options: {allowed}")
+    if bad:
+        return ""
+    try:
+        return directive.render(call, ctx)
+    except SiteError as exc:
+        ctx.problems.append(exc.problem)
+        return ""
+
+
+def _fence(self, tokens, idx, options, env):
+    token = tokens[idx]
+    info = token.info.strip()
+    if DIRECTIVE_INFO.match(info):
+        return _render_directive(self, tokens, idx, options, env)
+    lang = info.split()[0] if info else ""
+    return highlight(token.content, lang)
+
+
+def _role_rule(state, silent):
+    if state.src[state.pos] != "{":
+        return False
+    m = ROLE.match(state.src, state.pos)
+    if not m:
+        return False
+    if not silent:
+        token = state.push("role", "", 0)
+        token.meta = {"name": m.group(1), "content": m.group(3).strip()}
+        token.content = m.group(0)
+    state.pos = m.end()
+    return True
+
+
+def _render_role(self, tokens, idx, options, env):
+    token = tokens[idx]
+    ctx: PageContext = env["ctx"]
+    name, content = token.meta["name"], token.meta["content"]
+    line = token.meta.get("line")
+    if name == "ref":
+        # Labels may be defined further down the page: leave a mark, resolve after rendering.
+        return f"\x02ref:{content}:{line or 0}\x03"
+    role = REGISTRY.roles.get(name)
+    if role is None:
+        known = ", ".join(sorted(["ref", *REGISTRY.roles]))
+        ctx.error(line, f"unknown role '{{{name}}}'; known roles: {known}")
+        return escapeHtml(token.content)
+    try:
+        return role.render(content, line, ctx)
+    except SiteError as exc:
+        ctx.problems.append(exc.problem)
+        return escapeHtml(content)
+
+
+def resolve_refs(body: str, ctx: PageContext) -> str:
+    def repl(m):
+        label, line = m.group(1), int(m.group(2)) or None
+        target = ctx.labels.get(label)
+        if target is None:
+            hint = closest(label, ctx.labels)
+            near = f" (did you mean '{hint[0]}'?)" if hint else ""
+            known = ", ".join(sorted(ctx.labels)) or "none on this page"
+            ctx.error(line, f"reference to unknown label '{label}'{near}; labels: {known}")
+            return escapeHtml(label)
+        return f'<a class="xref" href="#{escapeHtml(target.anchor)}">{escapeHtml(target.kind)}&nbsp;{target.number}</a>'
+
+    return REF_MARK.sub(repl, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# math rules that know their line, for error messages
+
+def _math_inline(self, tokens, idx, options, env):
+    t = tokens[idx]
+    return _math_html(t.content, False, env.get("ctx"), t.meta.get("line"))
+
+
+def _math_block(self, tokens, idx, options, env):
+    t = tokens[idx]
+    line = (t.map[0] + 1 + env.get("line_offset", 0)) if t.map else None
+    return f'<div class="math-display">{_math_html(t.content, True, env.get("ctx"), line)}</div>\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# footnotes as sidenotes
+
+def _footnote_ref(self, tokens, idx, options, env):
+    token = tokens[idx]
+    fid = token.meta["id"]
+    n = fid + 1
+    sub = f":{token.meta['subId']}" if token.meta.get("subId", 0) > 0 else ""
+    ref_id = f"fnref-{n}{sub}"
+    note_html = env.get("footnote_inline", {}).get(fid, "")
+    # The sup links to the note at the end (works everywhere, RSS too). The sidenote beside it is
+    # shown in the margin on wide screens and toggled by a CSS-only checkbox on narrow ones.
+    toggle = f"sn-{n}{sub.replace(':', '-')}"
+    return (f'<sup class="footnote-ref"><a href="#fn-{n}" id="{ref_id}">{n}</a></sup>'
+            f'<label for="{toggle}" class="sidenote-toggle" aria-label="Show note {n}">&#8853;</label>'
+            f'<input type="checkbox" id="{toggle}" class="sidenote-switch">'
+            f'<span class="sidenote" role="note"><span class="sidenote-number">{n}</span> {note_html}</span>')
+
+
+def _footnote_block_open(self, tokens, idx, options, env):
+    return '<section class="footnotes" aria-label="Notes">\n<h2 class="footnotes-title">Notes</h2>\n<ol class="footnotes-list">\n'
+
+
+def _footnote_open(self, tokens, idx, options, env):
+    n = tokens[idx].meta["id"] + 1
+    return f'<li id="fn-{n}" class="footnote-item">'
+
+
+def _footnote_anchor(self, tokens, idx, options, env):
+    t = tokens[idx]
+    n = t.meta["id"] + 1
+    sub = f":{t.meta['subId']}" if t.meta.get("subId", 0) > 0 else ""
+    return f' <a href="#fnref-{n}{sub}" class="footnote-backref" aria-label="Back to the text">&#8617;</a>'
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _link_open(self, tokens, idx, options, env):
+    """Links to another post's Markdown file (``other.md``) become links to its page."""
+    token = tokens[idx]
+    href = token.attrGet("href") or ""
+    ctx: PageContext | None = env.get("ctx")
+    targets = ctx.meta.get("md_targets") if ctx is not None else None
+    if targets is not None and href and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:|^/|^#", href):
+        path, _, frag = href.partition("#")
+        if path.endswith(".md"):
+            from urllib.parse import unquote
+
+            source = (ctx.source_dir / unquote(path)).resolve()
+            url = targets.get(str(source))
+            if url is None:
+                ctx.error(token.meta.get("line"), f"link to '{href}': no post at {ctx.display(source)}; "
+                                                  "link to an existing post's .md file or to its URL")
+            else:
+                ctx.meta.setdefault("md_links", {})[str(source)] = url
+                token.attrSet("href", url + (f"#{frag}" if frag else ""))
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _heading_slug(text: str) -> str:
+    return slugify(text)
+
+
+@lru_cache(maxsize=1)
+def markdown() -> MarkdownIt:
+    load_builtin()
+    md = MarkdownIt("commonmark", {"typographer": False, "html": True})
+    md.enable(["table", "strikethrough"])
+    footnote_plugin(md)
+    dollarmath_plugin(md, allow_space=False, allow_digits=False, double_inline=True)
+    anchors_plugin(md, min_level=1, max_level=4, slug_func=_heading_slug, permalink=True,
+                   permalinkSymbol="#", permalinkBefore=False)
+    md.inline.ruler.before("backticks", "role", _role_rule)
+    md.add_render_rule("fence", _fence)
+    md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("role", _render_role)
+    md.add_render_rule("math_inline", _math_inline)
+    md.add_render_rule("math_inline_double", _math_block)
+    md.add_render_rule("math_block", _math_block)
+    md.add_render_rule("math_block_label", _math_block)
+    md.add_render_rule("footnote_ref", _footnote_ref)
+    md.add_render_rule("footnote_block_open", _footnote_block_open)
+    md.add_render_rule("footnote_open", _footnote_open)
+    md.add_render_rule("footnote_anchor", _footnote_anchor)
+    return md
+
+
+def _annotate(tokens, line_offset: int, ctx: PageContext, env: dict, md: MarkdownIt) -> tuple[list, str, str | None]:
+    """Give inline children their line numbers; collect the TOC, sidenote text and excerpt."""
+    toc: list[dict] = []
+    excerpt = ""
+    footnote_depth = 0
+    current_fn = None
+    fn_parts: dict[int, list[str]] = {}
+    first_heading = None
+    for i, tok in enumerate(tokens):
+        if tok.type == "footnote_open":
+            footnote_depth += 1
+            current_fn = tok.meta["id"]
+        elif tok.type == "footnote_close":
+            footnote_depth -= 1
+            current_fn = None
+        if tok.type == "inline":
+            line = (tok.map[0] + 1 + line_offset) if tok.map else None
+            for child in tok.children or []:
+                child.meta = dict(child.meta or {})
+                child.meta.setdefault("line", line)
+                if child.type == "softbreak" and line is not None:
+                    line += 1
+            if current_fn is not None:
+                fn_parts.setdefault(current_fn, []).append(tok)
+            elif not excerpt and i > 0 and tokens[i - 1].type == "paragraph_open" and footnote_depth == 0:
+                excerpt = md.renderer.renderInline(
+                    [c for c in tok.children if c.type not in ("footnote_ref",)], md.options, env)
+        if tok.type == "heading_open":
+            inline = tokens[i + 1]
+            text = "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline", "math_inline"))
+            if first_heading is None:
+                first_heading = text
+            toc.append({"level": int(tok.tag[1]), "id": tok.attrs.get("id", ""), "text": text.strip()})
+    env["footnote_inline"] = {
+        fid: " ".join(md.renderer.renderInline(t.children, md.options, env) for t in parts)
+        for fid, parts in fn_parts.items()
+    }
+    return toc, excerpt, first_heading
+
+
+def render(body: str, ctx: PageContext, line_offset: int = 0) -> Rendered:
+    """Render a post body. ``line_offset`` is the number of file lines before the body (front matter)."""
+    md = markdown()
+    env = {"ctx": ctx, "line_offset": line_offset}
+    tokens = md.parse(body, env)
+    toc, excerpt, first_heading = _annotate(tokens, line_offset, ctx, env, md)
+    out = md.renderer.render(tokens, md.options, env)
+    out = resolve_refs(out, ctx)
+    excerpt = resolve_refs(excerpt, ctx)
+    return Rendered(out, toc, excerpt, first_heading)
+
+
+def render_fragment(text: str, ctx: PageContext, line: int) -> str:
+    """Markdown inside a directive (a callout's body, a caption): same rules, nested."""
+    md = markdown()
+    env = {"ctx": ctx, "line_offset": line - 1}
+    tokens = md.parse(text, env)
+    _annotate(tokens, line - 1, ctx, env, md)
+    return md.renderer.render(tokens, md.options, env)
+
+
+def render_inline(text: str, ctx: PageContext, line: int) -> str:
+    md = markdown()
+    env = {"ctx": ctx, "line_offset": line - 1}
+    tokens = md.parseInline(text, env)
+    _annotate(tokens, line - 1, ctx, env, md)
+    return md.renderer.render(tokens, md.options, env)
+
+
+def strip_tags(fragment: str) -> str:
+    text = re.sub(r"<[^>]+>", "", fragment)
+    return " ".join(html.unescape(text).split())

@@ -1,0 +1,339 @@
+"""Pages from parsed posts: Jinja2 templates, the index, tags, feed, sitemap and assets.
+
+Templates come from the site's ``templates/`` folder first, then the defaults shipped in
+``sitegen/templates/``, so a user overrides any one of them by writing a file of that name.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html as htmllib
+import os
+import re
+import traceback
+from pathlib import Path
+
+from markupsafe import Markup
+
+from sitegen.build import PACKAGE_DIR, PageOut, _digest
+from sitegen.errors import Problem
+
+HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")
+IDS = re.compile(r"""\sid\s*=\s*"([^"]*)\"""")
+ASSET_TYPES = {".css", ".js"}
+
+
+class Renderer:
+    def __init__(self, builder, config, posts, out_dir: Path, report):
+        self.builder = builder
+        self.config = config
+        self.posts = posts
+        self.out_dir = out_dir
+        self.report = report
+        self.root = builder.root
+        self.env = self._environment()
+        self.template_digest = self._template_digest()
+        self.config_digest = _digest(sorted((k, repr(v)) for k, v in vars(config).items()), builder.drafts,
+                                     builder.preview)
+        self.old_pages = builder.cache.get("pages", {})
+        self.pages: dict[str, PageOut] = {}
+        self.assets: dict[str, str] = {}
+
+    # -- templates ------------------------------------------------------------------------------------
+    def _template_dirs(self) -> list[Path]:
+        dirs = []
+        if (self.root / "templates").is_dir():
+            dirs.append(self.root / "templates")
+        dirs.append(PACKAGE_DIR / "templates")
+        return dirs
+
+    def _environment(self):
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+        env = Environment(
+            loader=FileSystemLoader([str(d) for d in self._template_dirs()]),
+            autoescape=select_autoescape(["html", "xml"], default_for_string=True),
+            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        )
+        env.globals["asset"] = self.asset_url
+        env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
+        env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}" if d else ""
+        env.filters["rfc3339"] = lambda d: (d or dt.datetime(1970, 1, 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        env.filters["absolute"] = lambda u: self.config.absolute(u)
+        from sitegen.markdown import slugify
+
+        env.filters["tagslug"] = slugify
+        env.filters["striptags_text"] = lambda s: " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", str(s))).split())
+        return env
+
+    def _template_digest(self) -> str:
+        h = hashlib.sha256()
+        for d in self._template_dirs():
+            for path in sorted(d.rglob("*")):
+                if path.is_file():
+                    h.update(str(path.relative_to(d)).encode())
+                    h.update(path.read_bytes())
+        return h.hexdigest()[:16]
+
+    def template_files(self) -> list[str]:
+        return [str(p) for d in self._template_dirs() for p in d.rglob("*") if p.is_file()]
+
+    def check_layouts(self) -> None:
+        names = set()
+        for d in self._template_dirs():
+            names.update(p.stem for p in d.glob("*.html"))
+        for post in self.posts:
+            if post.layout not in names:
+                from sitegen.errors import closest
+
+                layouts = sorted(n for n in names if not n.startswith(("_", "base")))
+                hint = closest(post.layout, layouts)
+                near = f" (did you mean '{hint[0]}'?)" if hint else ""
+                self.report.error(post.rel, post.key_lines.get("layout", 1),
+                                  f"unknown layout '{post.layout}'{near}; layouts: {', '.join(layouts)} "
+                                  "(or add templates/{post.layout}.html)".replace("{post.layout}", post.layout))
+
+    def _render(self, name: str, where: str, **context) -> str | None:
+        from jinja2 import TemplateError, TemplateSyntaxError
+
+        try:
+            return self.env.get_template(name).render(site=self.config, **context)
+        except TemplateSyntaxError as exc:
+            path = self._template_path(exc.filename or exc.name or name)
+            self.report.error(path, exc.lineno, f"template error: {exc.message}")
+        except TemplateError as exc:
+            path, line = self._template_frame(exc, name)
+            self.report.error(path, line, f"template error while rendering {where}: {exc}")
+        except Exception as exc:
+            path, line = self._template_frame(exc, name)
+            self.report.error(path, line, f"template error while rendering {where}: "
+                                          f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _template_path(self, filename: str) -> str:
+        try:
+            return str(Path(filename).resolve().relative_to(self.root))
+        except ValueError:
+            return str(filename)
+
+    def _template_frame(self, exc, name) -> tuple[str, int | None]:
+        dirs = [str(d) for d in self._template_dirs()]
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if any(frame.filename.startswith(d) for d in dirs):
+                return self._template_path(frame.filename), frame.lineno
+        return f"templates/{name}", None
+
+    # -- assets -----------------------------------------------------------------------------------------
+    def collect_assets(self) -> None:
+        sources = {}
+        for d in (PACKAGE_DIR / "static", self.root / "static"):
+            if d.is_dir():
+                for path in sorted(d.rglob("*")):
+                    if path.is_file() and not path.name.startswith("."):
+                        sources[str(path.relative_to(d))] = path
+        for name, path in sources.items():
+            data = path.read_bytes()
+            p = Path(name)
+            if p.suffix in ASSET_TYPES:
+                fingerprint = hashlib.sha256(data).hexdigest()[:10]
+                out = f"static/{p.with_name(f'{p.stem}.{fingerprint}{p.suffix}')}"
+            else:
+                out = f"static/{name}"
+            self.assets[name] = "/" + out
+            self._emit(out, _digest(data), lambda data=data: data, binary=True)
+
+    def asset_url(self, name: str) -> str:
+        try:
+            return self.assets[name]
+        except KeyError:
+            raise LookupError(f"no static file '{name}' in sitegen/static or the site's static/") from None
+
+    @property
+    def stylesheets(self) -> list[str]:
+        names = [n for n in self.assets if n.endswith(".css") and "/" not in n]
+        names.sort(key=lambda n: (n != "style.css", n))
+        return [self.assets[n] for n in names]
+
+    # -- output helpers ------------------------------------------------------------------------------------
+    def _emit(self, rel: str, key: str, produce, source: str | None = None, binary: bool = False,
+              link_lines=None) -> None:
+        old = self.old_pages.get(rel)
+        if old is not None and old[0] == key and self._old_exists(rel):
+            self.pages[rel] = PageOut(key, None, old[1], old[2], old[3])
+            return
+        data = produce()
+        if data is None:
+            return
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        links, ids = [], frozenset()
+        if not binary and rel.endswith(".html"):
+            text = data.decode("utf-8")
+            ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
+            links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
+        self.pages[rel] = PageOut(key, data, links, ids, source)
+
+    def _old_exists(self, rel: str) -> bool:
+        return self.builder.cache.get("out_dir") == str(self.out_dir) and (self.out_dir / rel).exists()
+
+    # -- pages ----------------------------------------------------------------------------------------------
+    def render_all(self) -> dict[str, PageOut]:
+        self.collect_assets()
+        parsed = {rel: entry[1] for rel, entry in self.builder.cache["parsed"].items()}
+        listed = sorted([p for p in self.posts if p.listed or (self.builder.drafts and p.draft)],
+                        key=_sort_key)
+        posts = sorted(self.posts, key=_sort_key)
+        order = {p.rel: i for i, p in enumerate(listed)}
+        assets_key = _digest(sorted(self.assets.items()))
+        base_key = (self.template_digest, self.config_digest, assets_key)
+        for post in posts:
+            pp = parsed.get(post.rel)
+            if pp is None:
+                continue
+            i = order.get(post.rel)
+            newer = listed[i - 1] if i is not None and i > 0 else None
+            older = listed[i + 1] if i is not None and i + 1 < len(listed) else None
+            self._post_page(post, pp, newer, older, base_key)
+        entries = [(p, parsed.get(p.rel)) for p in listed]
+        entries = [(p, pp) for p, pp in entries if pp is not None]
+        self._index_pages(entries, base_key)
+        self._tag_pages(entries, base_key)
+        self._feed(entries, base_key)
+        self._sitemap(posts, base_key)
+        self._simple("404.html", "404.html", base_key, page_url="/404.html")
+        self._emit("robots.txt", _digest(base_key, "robots"),
+                   lambda: f"User-agent: *\nAllow: /\nSitemap: {self.config.absolute('sitemap.xml')}\n")
+        return self.pages
+
+    def _page_common(self, url: str, title: str, description: str, scripts=()) -> dict:
+        return {
+            "page_url": url, "canonical": self.config.absolute(url), "page_title": title,
+            "description": description, "stylesheets": self.stylesheets,
+            "scripts": [self.asset_url(s) for s in scripts], "preview": self.builder.preview,
+        }
+
+    def _post_page(self, post, pp, newer, older, base_key) -> None:
+        def neighbour(p):
+            return {"url": p.url, "title": p.title} if p else None
+
+        summary = post.summary if post.summary is not None else _text(pp.excerpt_html)
+        key = _digest(base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
+                      post.authors, post.tags, post.layout, post.draft, post.under_construction,
+                      post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
+                      neighbour(newer), neighbour(older))
+        rel = f"{post.slug}/index.html"
+        body_lines = post.body.split("\n")
+
+        def link_line(href):
+            for i, line in enumerate(body_lines):
+                if href in line:
+                    return i + 1 + post.line_offset
+            return None
+
+        def produce():
+            return self._render(
+                f"{post.layout}.html", post.rel, post=post, content=Markup(pp.html), toc=pp.toc,
+                summary=summary, newer=neighbour(newer), older=neighbour(older),
+                **self._page_common(post.url, post.title, summary, pp.scripts),
+            )
+
+        self._emit(rel, key, produce, source=post.rel, link_lines=link_line)
+        for name, data in pp.files.items():
+            self._emit(f"{post.slug}/{name}", _digest(data), lambda data=data: data, binary=True)
+        if post.is_bundle:
+            folder = post.source.parent
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix != ".md" and not path.name.startswith("."):
+                    stamp = os.stat(path)
+                    self._emit(f"{post.slug}/{path.relative_to(folder)}", _digest(str(path), stamp.st_mtime_ns,
+                               stamp.st_size), lambda path=path: path.read_bytes(), binary=True)
+
+    def _summaries(self, entries) -> list[dict]:
+        out = []
+        for post, pp in entries:
+            excerpt = (Markup(_absolute_links(pp.excerpt_html, post.url)) if post.summary is None
+                       else Markup.escape(post.summary))
+            out.append({"url": post.url, "title": post.title, "date": post.date, "excerpt": excerpt,
+                        "tags": post.tags, "draft": post.draft, "authors": post.authors})
+        return out
+
+    def _index_pages(self, entries, base_key) -> None:
+        per = self.config.posts_per_page
+        summaries = self._summaries(entries)
+        chunks = [summaries[i:i + per] for i in range(0, len(summaries), per)] or [[]]
+        total = len(chunks)
+        for n, chunk in enumerate(chunks, 1):
+            url = "/" if n == 1 else f"/page/{n}/"
+            prev_url = None if n == 1 else ("/" if n == 2 else f"/page/{n - 1}/")
+            next_url = f"/page/{n + 1}/" if n < total else None
+            key = _digest(base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
+                                                         e["tags"], e["draft"]) for e in chunk])
+            rel = "index.html" if n == 1 else f"page/{n}/index.html"
+            self._emit(rel, key, lambda chunk=chunk, url=url, n=n, prev_url=prev_url, next_url=next_url: self._render(
+                "index.html", "the index", posts=chunk, page_number=n, page_count=total,
+                prev_url=prev_url, next_url=next_url,
+                **self._page_common(url, self.config.title if n == 1 else f"{self.config.title} (page {n})",
+                                    self.config.description)))
+
+    def _tag_pages(self, entries, base_key) -> None:
+        from sitegen.markdown import slugify
+
+        tags: dict[str, list] = {}
+        names: dict[str, str] = {}
+        for post, pp in entries:
+            for tag in post.tags:
+                slug = slugify(tag)
+                names.setdefault(slug, tag)
+                tags.setdefault(slug, []).append((post, pp))
+        for slug, items in tags.items():
+            chunk = self._summaries(items)
+            key = _digest(base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"])) for e in chunk])
+            self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(
+                "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=chunk,
+                **self._page_common(f"/tags/{slug}/", f"Posts tagged {names[slug]}", self.config.description)))
+        summary = sorted(((names[s], s, len(v)) for s, v in tags.items()), key=lambda t: t[0].lower())
+        self._emit("tags/index.html", _digest(base_key, "tags", summary), lambda: self._render(
+            "tags.html", "the tag list", tags=[{"name": n, "url": f"/tags/{s}/", "count": c} for n, s, c in summary],
+            **self._page_common("/tags/", "Tags", self.config.description)))
+
+    def _feed(self, entries, base_key) -> None:
+        items = [(p, pp) for p, pp in entries if not p.draft][: self.config.feed_entries]
+        feed = []
+        for post, pp in items:
+            date = post.date or dt.datetime.fromtimestamp(os.stat(post.source).st_mtime).replace(microsecond=0)
+            # content is a plain str, so it is autoescaped as Atom's type="html" wants
+            feed.append({"post": post, "content": pp.html, "published": date,
+                         "updated": post.updated or date,
+                         "summary": post.summary if post.summary is not None else _text(pp.excerpt_html)})
+        updated = max((e["updated"] for e in feed), default=dt.datetime(1970, 1, 1))
+        key = _digest(base_key, "feed", [(e["post"].url, e["post"].title, repr(e["updated"]), pp.key)
+                                         for e, (_, pp) in zip(feed, items)])
+        self._emit("feed.xml", key, lambda: self._render("feed.xml", "the Atom feed", entries=feed, updated=updated))
+
+    def _sitemap(self, posts, base_key) -> None:
+        urls = [("/", None)] + [(p.url, p.updated or p.date) for p in posts if p.listed]
+        key = _digest(base_key, "sitemap", [(u, repr(d)) for u, d in urls])
+        self._emit("sitemap.xml", key, lambda: self._render("sitemap.xml", "the sitemap", urls=urls))
+
+    def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
+        self._emit(rel, _digest(base_key, rel), lambda: self._render(
+            template, rel, **self._page_common(page_url, "Page not found", self.config.description)))
+
+
+def _sort_key(post):
+    # Newest first; undated posts after every dated one, by title.
+    if post.date is None:
+        return (1, 0, post.title.lower())
+    return (0, -post.date.timestamp(), post.title.lower())
+
+
+def _text(fragment: str) -> str:
+    return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+RELATIVE_ATTR = re.compile(r'''(\s(?:href|src)=")(?![a-zA-Z][a-zA-Z0-9+.-]*:|/|//)([^"]*)"''')
+
+
+def _absolute_links(fragment: str, base_url: str) -> str:
+    """An excerpt shown on another page keeps pointing where it pointed on its own page."""
+    return RELATIVE_ATTR.sub(lambda m: f'{m.group(1)}{base_url}{m.group(2)}"', fragment)
