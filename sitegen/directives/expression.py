@@ -1,0 +1,158 @@
+"""```{expression}```: a model printed as code or math, each parameter drawn in place from traced data.
+
+    ```{expression} data/gp.parquet
+    :template: data/gp.expr
+    :caption: Every lengthscale of every run, one row per dataset size.
+    :label: gp-kernel
+    ```
+
+The template comes from ``:template:`` or the directive's body; placeholders are ``⟦name⟧`` (see
+:mod:`sitegen.figures.template`). The figure is complete as server-drawn SVG at the final step; the
+runtime (``figures.js``) adds tooltips and, when the table has steps, play/scrub over training.
+"""
+from __future__ import annotations
+
+from sitegen.directives import Call, Directive, register
+from sitegen.errors import SiteError
+from sitegen.figures import page, strips
+from sitegen.figures.page import OptionError
+from sitegen.figures.template import TemplateError
+from sitegen.figures.template import parse as parse_template
+
+OPTIONS = ("data", "template", "columns", "experiments", "runs", "max-runs", "steps", "frames", "animate",
+           "log", "linear", "range", "bounds", "precision", "width", "experiment-title", "run-title",
+           "unplaced", "caption", "label")
+
+
+def read_options(call: Call) -> strips.StripOptions:
+    o = call.options
+    opts = strips.StripOptions()
+    if "experiments" in o:
+        opts.experiments = page.items(o["experiments"]) or None
+    if "runs" in o:
+        opts.runs = page.items(o["runs"]) or None
+    opts.max_runs = page.integer(call, "max-runs", None)
+    if "steps" in o:
+        try:
+            lo, hi = strips_interval(o["steps"])
+        except ValueError as exc:
+            raise OptionError("steps", str(exc)) from None
+        opts.steps = (lo, hi)
+    opts.frames = page.integer(call, "frames", 200, lo=2, hi=5000)
+    opts.animate = page.flag(call, "animate", True)
+    if "log" in o:
+        opts.log = page.items(o["log"])
+    if "linear" in o:
+        opts.linear = page.items(o["linear"])
+    if "range" in o:
+        opts.ranges = page.intervals("range", o["range"])
+    if "bounds" in o:
+        opts.bounds = page.intervals("bounds", o["bounds"])
+    bits = page.integer(call, "precision", 8, lo=8, hi=16)
+    if bits not in (8, 16):
+        raise OptionError("precision", ":precision: is 8 (default, 255 positions) or 16 bits")
+    opts.bits = bits
+    opts.width = page.integer(call, "width", 96, lo=24, hi=600)
+    opts.experiment_title = o.get("experiment-title") or None
+    opts.run_title = o.get("run-title") or None
+    unplaced = o.get("unplaced", "warn").strip().lower()
+    if unplaced not in ("warn", "ignore"):
+        raise OptionError("unplaced", ":unplaced: is warn or ignore")
+    opts.warn_unplaced = unplaced == "warn"
+    return opts
+
+
+def strips_interval(text: str) -> tuple[int | None, int | None]:
+    if ":" not in text:
+        raise ValueError(f":steps: '{text}' must be first:last (either may be empty), e.g. 0:5000")
+    a, b = text.split(":", 1)
+    try:
+        return (int(a) if a.strip() else None, int(b) if b.strip() else None)
+    except ValueError:
+        raise ValueError(f":steps: '{text}' must be whole step numbers first:last, e.g. 0:5000") from None
+
+
+def catalog_of(ctx):
+    if ctx.catalog is None:
+        from sitegen.data import Catalog
+
+        ctx.catalog = Catalog.for_root(ctx.root)
+    return ctx.catalog
+
+
+class Expression(Directive):
+    name = "expression"
+    options = OPTIONS
+    summary = "a model as code/math with every parameter drawn in place from traced data"
+
+    def render(self, call: Call, ctx) -> str:
+        if not page.check_options(call, self.options, ctx):
+            return page.error_box("unknown option")
+        try:
+            opts = read_options(call)
+            columns = page.mapping("columns", call.options.get("columns", ""))
+        except OptionError as exc:
+            ctx.error(call.option_line(exc.key), f"expression: {exc}")
+            return page.error_box(str(exc))
+        catalog = catalog_of(ctx)
+
+        # the template: a file or the body, never both
+        tpl_path = (call.options.get("template") or "").strip()
+        body = call.body
+        if tpl_path and body.strip():
+            ctx.error(call.option_line("template"), "expression: give the template either as :template: or as "
+                                                    "the directive's body, not both")
+            return page.error_box("two templates")
+        try:
+            if tpl_path:
+                text, shown = catalog.text(tpl_path, call.option_line("template"), ctx)
+                where, first = shown, 1
+                template_name = shown
+            elif body.strip():
+                text, where, first, template_name = body, ctx.path, call.body_line, "the directive's body"
+            else:
+                ctx.error(call.line, "expression: no template; write the model in the body with ⟦name⟧ "
+                                     "placeholders or name a file with :template: data/model.expr")
+                return page.error_box("no template")
+            try:
+                template = parse_template(text)
+            except TemplateError as exc:
+                ctx.error(first + exc.line - 1, f"{exc.message} (column {exc.col})", path=where)
+                return page.error_box(exc.message)
+
+            data = (call.options.get("data") or call.argument or "").strip()
+            if not data:
+                ctx.error(call.line, "expression: no data; name the traced table as the argument "
+                                     "(```{expression} data/run.parquet) or with :data:")
+                return page.error_box("no data")
+            data_line = call.option_line("data") if "data" in call.options else call.line
+            traced = catalog.traced(data, columns, data_line, ctx)
+        except SiteError as exc:
+            ctx.problems.append(exc.problem)
+            return page.error_box(exc.problem.message)
+
+        try:
+            fig = strips.build(traced, template, opts, template_name=template_name)
+        except Exception as exc:  # a bug of ours must still end as a located message, not a traceback
+            ctx.error(call.line, f"expression: could not draw this figure ({type(exc).__name__}: {exc}); "
+                                 "please report it with the data file")
+            return page.error_box("internal error")
+        for issue in fig.issues:
+            if issue.template_line is not None:
+                path, line = where, first + issue.template_line - 1
+            else:
+                path, line = ctx.path, call.line
+            (ctx.error if issue.level == "error" else ctx.warn)(line, f"expression: {issue.message}", path=path)
+        if not fig.ok:
+            return page.error_box("see the build errors")
+
+        island = dict(fig.island)
+        if fig.frames_blob is not None:
+            island["data"] = ctx.add_file("frames", fig.frames_blob, ".bin")
+        ctx.use_script("figures.js")
+        ctx.meta["has_figures"] = True
+        css = "sg-expression" + (" sg-animated" if fig.frames_blob is not None else "")
+        return page.figure(ctx, call, "Visualization", css, fig.html, island, call.options.get("caption"))
+
+
+register(Expression())

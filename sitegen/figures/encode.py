@@ -1,0 +1,79 @@
+"""The compact animation encoding: what a page fetches to play a figure's training steps.
+
+A figure with D dots and F frames is a D x F grid of positions. Each position is stored as a code
+relative to its parameter's axis (0 = left end, ``2**bits - 2`` = right end; ``2**bits - 1`` =
+missing or not finite), because the browser only needs to know *where* a dot is; 8 bits give 255
+positions, finer than the pixels of an inline plot. Codes are stored dot by dot (each dot's path
+through training is contiguous) as differences from the previous frame: dots move smoothly, so
+the differences are small and repeat, and gzip shrinks them well. 16-bit codes are split into a
+high-byte plane and a low-byte plane for the same reason.
+
+Layout (little-endian) before gzip::
+
+    b"SGF1"  uint8 bits  3 bytes zero  uint32 dots  uint32 frames  payload
+
+The browser decompresses with ``DecompressionStream('gzip')``; :func:`decode` is the reference.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+
+MAGIC = b"SGF1"
+
+
+def missing_code(bits: int) -> int:
+    return (1 << bits) - 1
+
+
+def quantize(fractions, bits: int = 8):
+    """Fractions of the axis (``nan`` = missing) -> integer codes; values outside [0, 1] are clamped."""
+    import numpy as np
+
+    if bits not in (8, 16):
+        raise ValueError("bits must be 8 or 16")
+    t = np.asarray(fractions, dtype="float64")
+    top = missing_code(bits) - 1
+    missing = ~np.isfinite(t)
+    codes = np.rint(np.clip(np.where(missing, 0.0, t), 0.0, 1.0) * top)
+    codes[missing] = top + 1
+    return codes.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def encode(codes, bits: int = 8) -> bytes:
+    """``codes`` (dots x frames) -> gzip bytes in the layout above. Deterministic (no gzip timestamp)."""
+    import numpy as np
+
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError("codes must be a 2-d array (dots x frames)")
+    dots, frames = codes.shape
+    dtype = np.uint8 if bits == 8 else np.uint16
+    c = codes.astype(dtype)
+    delta = c.copy()
+    if frames > 1:
+        delta[:, 1:] = c[:, 1:] - c[:, :-1]  # wraps modulo 2**bits, undone by the same wrap
+    if bits == 8:
+        payload = delta.tobytes()
+    else:
+        payload = (delta >> 8).astype(np.uint8).tobytes() + (delta & 0xFF).astype(np.uint8).tobytes()
+    header = MAGIC + struct.pack("<B3xII", bits, dots, frames)
+    return gzip.compress(header + payload, compresslevel=9, mtime=0)
+
+
+def decode(blob: bytes):
+    """The inverse of :func:`encode`: ``(codes, bits)``."""
+    import numpy as np
+
+    raw = gzip.decompress(blob)
+    if raw[:4] != MAGIC:
+        raise ValueError("not a sitegen figure data file")
+    bits, dots, frames = struct.unpack("<B3xII", raw[4:16])
+    body = np.frombuffer(raw[16:], dtype=np.uint8)
+    if bits == 8:
+        delta = body.reshape(dots, frames).copy()
+    else:
+        n = dots * frames
+        delta = (body[:n].astype(np.uint16) << 8 | body[n:2 * n].astype(np.uint16)).reshape(dots, frames)
+    codes = np.cumsum(delta, axis=1, dtype=delta.dtype)  # sums wrap modulo 2**bits like the encoder
+    return codes, bits

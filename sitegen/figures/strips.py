@@ -1,0 +1,483 @@
+"""Expression figures: a template whose placeholders become tiny strip plots of traced parameters.
+
+:func:`build` is a pure function of a :class:`~sitegen.data.Traced` table, a parsed
+:class:`~sitegen.figures.template.Template` and :class:`StripOptions`; it returns the HTML of the
+expression (final training step, complete without JavaScript), the JSON the browser runtime reads,
+the compact animation data (see :mod:`sitegen.figures.encode`) and the problems it found. The
+directive (``sitegen.directives.expression``) only wires it to the page.
+
+Each placeholder is one inline ``<svg>``: one row per experiment (top to bottom), one circle per
+run. The runtime animates by moving those circles (their ``cx``), never rebuilding them.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sitegen.errors import closest
+from sitegen.figures import encode, scale
+from sitegen.figures.svg import PALETTE, attrs, esc, num
+from sitegen.figures.template import CLOSE, OPEN, Placeholder, Template, Text, quote_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sitegen.data import Traced
+
+#: above this many values (parameters x experiments x runs x frames) the frame count is reduced
+MAX_CELLS = 12_000_000
+#: above this many dots a figure is heavy to load; the author is told how to thin it
+MANY_DOTS = 40_000
+#: relative distance from a bound within which a value counts as sitting on it
+PIN_TOLERANCE = 1e-3
+
+ROW_HEIGHT = 8
+DOT_RADIUS = 2.3
+PAD = 3
+
+
+@dataclass
+class StripOptions:
+    experiments: list[str] | None = None   # which rows, in this order
+    runs: list[str] | None = None          # which dots
+    max_runs: int | None = None            # at most this many dots per row (the first ones)
+    steps: tuple[int | None, int | None] | None = None
+    frames: int = 200                      # animation frames (downsampled evenly over the steps)
+    animate: bool = True
+    log: list[str] = field(default_factory=list)     # names or globs; "auto" = positive and spanning decades
+    linear: list[str] = field(default_factory=list)
+    ranges: dict[str, tuple] = field(default_factory=dict)
+    bounds: dict[str, tuple] = field(default_factory=dict)
+    bits: int = 8
+    width: int = 96
+    experiment_title: str | None = None
+    run_title: str | None = None
+    warn_unplaced: bool = True
+
+
+@dataclass
+class Issue:
+    level: str                    # "error" or "warning"
+    message: str
+    template_line: int | None = None   # a line of the template, else the directive's line
+
+
+@dataclass
+class StripFigure:
+    html: str = ""
+    island: dict = field(default_factory=dict)
+    frames_blob: bytes | None = None
+    issues: list[Issue] = field(default_factory=list)
+    dots: int = 0
+    frames: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.level == "error" for i in self.issues)
+
+
+def _match(name: str, patterns) -> bool:
+    return any(p == name or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _labels_list(options: list[str] | None):
+    return [str(x) for x in options] if options else None
+
+
+def build(traced: "Traced", template: Template, opts: StripOptions | None = None, *,
+          template_name: str = "the template") -> StripFigure:
+    import numpy as np
+    import pandas as pd
+
+    opts = opts or StripOptions()
+    fig = StripFigure()
+    issues = fig.issues
+    df = traced.frame
+    src = traced.source
+
+    # -- which rows and dots -----------------------------------------------------------
+    exps = list(traced.experiments)
+    if opts.experiments:
+        chosen = []
+        for e in opts.experiments:
+            if e not in exps:
+                near = closest(e, exps)
+                issues.append(Issue("error", f"experiment '{e}' is not in {src}"
+                                    + (f"; did you mean {', '.join(repr(n) for n in near)}?" if near else "")
+                                    + f" (have: {', '.join(exps[:12])}{', ...' if len(exps) > 12 else ''})"))
+            else:
+                chosen.append(e)
+        exps = chosen
+    runs_all = list(traced.runs)
+    if opts.runs:
+        unknown = [r for r in opts.runs if r not in runs_all]
+        for r in unknown:
+            near = closest(r, runs_all)
+            issues.append(Issue("error", f"run '{r}' is not in {src}"
+                                + (f"; did you mean {', '.join(repr(n) for n in near)}?" if near else "")))
+        runs_all = [r for r in opts.runs if r in runs_all]
+    if not fig.ok:
+        return fig
+    sel = df[df["experiment"].isin(exps) & df["run"].isin(runs_all)]
+    if traced.has_step and opts.steps:
+        lo, hi = opts.steps
+        if lo is not None:
+            sel = sel[sel["step"] >= lo]
+        if hi is not None:
+            sel = sel[sel["step"] <= hi]
+    if len(sel) == 0:
+        issues.append(Issue("error", f"{src}: no rows left after choosing experiments, runs and steps; "
+                                     "widen the selection"))
+        return fig
+
+    # -- placeholders against the data --------------------------------------------------
+    placeholders = template.placeholders
+    params_present = list(dict.fromkeys(sel["param"]))
+    present = set(params_present)
+    if not placeholders:
+        issues.append(Issue("error", f"{template_name} has no placeholders; write {OPEN}name{CLOSE} where a "
+                                     "parameter's plot should go"))
+        return fig
+    for ph in placeholders:
+        if ph.name not in present:
+            near = closest(ph.name, params_present)
+            where = "in the chosen experiments/runs of " if ph.name in set(traced.params) else "in "
+            issues.append(Issue("error", f"placeholder {OPEN}{ph.name}{CLOSE} has no data {where}{src}"
+                                + (f"; did you mean {', '.join(OPEN + quote_name(n) + CLOSE for n in near)}?"
+                                   if near else f" (parameters: {', '.join(params_present[:8])}"
+                                                f"{', ...' if len(params_present) > 8 else ''})"),
+                                ph.line))
+    if not fig.ok:
+        return fig
+    placed = list(dict.fromkeys(ph.name for ph in placeholders))
+    unplaced = [p for p in params_present if p not in set(placed)]
+    if unplaced and opts.warn_unplaced:
+        shown = ", ".join(repr(p) for p in unplaced[:8]) + (f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else "")
+        issues.append(Issue("warning", f"{len(unplaced)} parameter(s) in {src} never placed in {template_name}: "
+                                       f"{shown} (place them or pass `:unplaced: ignore`)"))
+
+    # -- rows, dots, frames ---------------------------------------------------------------
+    sel = sel[sel["param"].isin(placed)]
+    seen_exps, seen_runs = set(sel["experiment"]), set(sel["run"])
+    exps = [e for e in exps if e in seen_exps]
+    runs_order = [r for r in runs_all if r in seen_runs]
+    run_pos = {r: i for i, r in enumerate(runs_order)}
+    exp_pos = {e: i for i, e in enumerate(exps)}
+    pairs = sel[["experiment", "run"]].drop_duplicates()
+    runs_per_exp: list[list[str]] = [[] for _ in exps]
+    for e, r in zip(pairs["experiment"], pairs["run"]):
+        if e in exp_pos:
+            runs_per_exp[exp_pos[e]].append(r)
+    for i, rs in enumerate(runs_per_exp):
+        rs.sort(key=run_pos.__getitem__)
+        if opts.max_runs is not None and len(rs) > opts.max_runs:
+            del rs[opts.max_runs:]
+    E, R, P = len(exps), len(runs_order), len(placed)
+
+    if traced.has_step:
+        all_steps = np.unique(sel["step"].to_numpy())
+        if opts.animate and len(all_steps) > 1:
+            frames = max(2, int(opts.frames))
+            budget = max(2, MAX_CELLS // max(1, P * E * R))
+            if budget < min(frames, len(all_steps)):
+                issues.append(Issue("warning", f"{src}: {P} parameters x {E} experiments x {R} runs is large; "
+                                               f"the animation keeps {budget} frames instead of {frames}"))
+                frames = budget
+            if len(all_steps) > frames:
+                idx = np.unique(np.rint(np.linspace(0, len(all_steps) - 1, frames)).astype(int))
+                frame_steps = all_steps[idx]
+            else:
+                frame_steps = all_steps
+        else:
+            frame_steps = all_steps[-1:]
+    else:
+        frame_steps = np.array([0])
+    F = len(frame_steps)
+
+    # dense values: [param, experiment, run, frame]; the latest value at or before each frame's step
+    p_idx = pd.Categorical(sel["param"], categories=placed).codes.astype(np.int64)
+    e_idx = pd.Categorical(sel["experiment"], categories=exps).codes.astype(np.int64)
+    r_idx = pd.Categorical(sel["run"], categories=runs_order).codes.astype(np.int64)
+    vals = sel["value"].to_numpy(dtype="float64")
+    if traced.has_step:
+        steps = sel["step"].to_numpy()
+        f_idx = np.searchsorted(frame_steps, steps, side="left")
+        if F == 1:
+            f_idx = np.where(steps <= frame_steps[0], 0, 1)
+        keep = (f_idx < F) & (e_idx >= 0) & (r_idx >= 0)
+    else:
+        steps = np.zeros(len(sel), dtype=np.int64)
+        f_idx = np.zeros(len(sel), dtype=np.int64)
+        keep = (e_idx >= 0) & (r_idx >= 0)
+    p_idx, e_idx, r_idx, f_idx, vals, steps = (a[keep] for a in (p_idx, e_idx, r_idx, f_idx, vals, steps))
+    lin = ((p_idx * E + e_idx) * R + r_idx) * F + f_idx
+    order = np.lexsort((steps, lin))
+    lin_s, steps_s = lin[order], steps[order]
+    last = np.ones(len(lin_s), dtype=bool)
+    last[:-1] = lin_s[1:] != lin_s[:-1]
+    same_step = np.zeros(len(lin_s), dtype=bool)
+    same_step[:-1] = (lin_s[1:] == lin_s[:-1]) & (steps_s[1:] == steps_s[:-1])
+    if same_step.any():
+        issues.append(Issue("warning", f"{src}: {int(same_step.sum())} duplicate row(s) (same experiment, run, "
+                                       "parameter and step); the last one is drawn"))
+    dense = np.full(P * E * R * F, np.nan)
+    has = np.zeros(P * E * R * F, dtype=bool)
+    dense[lin_s[last]] = vals[order][last]
+    has[lin_s[last]] = True
+    dense = dense.reshape(P, E, R, F)
+    has = has.reshape(P, E, R, F)
+    if F > 1:  # carry each value forward to frames that recorded nothing
+        idx = np.where(has, np.arange(F), 0)
+        np.maximum.accumulate(idx, axis=3, out=idx)
+        dense = np.take_along_axis(dense, idx, axis=3)
+        seen = np.maximum.accumulate(has, axis=3)
+        dense = np.where(seen, dense, np.nan)
+        has = seen
+
+    # -- per parameter: axis and what a careful reader would want to know -------------------
+    nonfinite_rows = sel[~np.isfinite(sel["value"].to_numpy())]
+    nonfinite = nonfinite_rows.groupby("param", sort=False).size().to_dict() if len(nonfinite_rows) else {}
+    bound_cols = {c: sel.groupby("param", sort=False)[c].first().to_dict()
+                  for c in ("lower", "upper") if c in sel.columns}
+    dot_mask = np.zeros((E, R), dtype=bool)  # which (experiment, run) pairs are dots
+    for e, rs in enumerate(runs_per_exp):
+        for r in rs:
+            dot_mask[e, run_pos[r]] = True
+    n_dots_param = int(dot_mask.sum())
+
+    axes: dict[str, dict] = {}
+    for p, name in enumerate(placed):
+        settings = [ph for ph in placeholders if ph.name == name]
+        ph0 = settings[0]
+        block = dense[p][dot_mask]  # dots x frames
+        finite = block[np.isfinite(block)]
+        log = _wants_log(name, ph0, opts, finite)
+        if log and finite.size and (finite <= 0).any():
+            issues.append(Issue("warning", f"parameter '{name}' has values <= 0, so it cannot use a log axis; "
+                                           "drawn on a linear axis", ph0.line))
+            log = False
+        fixed = ph0.range or opts.ranges.get(name) or _glob_get(opts.ranges, name)
+        extent = [float(finite.min()), float(finite.max())] if finite.size else []
+        lo, hi = scale.domain(extent, log=log, fixed=fixed)
+        if log and lo <= 0:
+            issues.append(Issue("warning", f"parameter '{name}': a log axis needs a positive range; "
+                                           "drawn on a linear axis", ph0.line))
+            log = False
+            lo, hi = scale.domain(extent, log=False, fixed=fixed)
+        bounds = ph0.bounds or opts.bounds.get(name) or _glob_get(opts.bounds, name)
+        if bounds is None and bound_cols:
+            lo_b = bound_cols.get("lower", {}).get(name)
+            hi_b = bound_cols.get("upper", {}).get(name)
+            lo_b = float(lo_b) if lo_b is not None and np.isfinite(lo_b) else None
+            hi_b = float(hi_b) if hi_b is not None and np.isfinite(hi_b) else None
+            bounds = (lo_b, hi_b) if (lo_b is not None or hi_b is not None) else None
+        badges = _checks(name, block, F, nonfinite.get(name, 0), bounds, traced.has_step, n_dots_param)
+        for b in badges:
+            issues.append(Issue("warning", f"parameter '{name}' {b}", ph0.line))
+        axes[name] = {"log": log, "lo": lo, "hi": hi, "badges": badges, "p": p}
+
+    dots = len(placeholders) * n_dots_param
+    fig.dots, fig.frames = dots, F
+    if dots > MANY_DOTS:
+        issues.append(Issue("warning", f"this figure draws {dots:,} dots, which makes a heavy page; "
+                                       "show fewer runs (`:max-runs:`) or experiments"))
+
+    # -- positions of every dot at every frame (fractions of its axis) ------------------------
+    fr = np.empty((dots, F))
+    final_vals = np.empty(dots)
+    final_has = np.empty(dots, dtype=bool)
+    k = 0
+    for ph in placeholders:
+        ax = axes[ph.name]
+        block = dense[ax["p"]][dot_mask]
+        sc = scale.Scale(ax["lo"], ax["hi"], 0.0, 1.0, ax["log"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ax["log"]:
+                a, b = math.log10(ax["lo"]), math.log10(ax["hi"])
+                t = (np.log10(np.where(block > 0, block, np.nan)) - a) / (b - a)
+            else:
+                t = (block - sc.lo) / (sc.hi - sc.lo)
+        t = np.where(np.isfinite(block), t, np.nan)
+        fr[k:k + n_dots_param] = t
+        final_vals[k:k + n_dots_param] = block[:, -1]
+        final_has[k:k + n_dots_param] = has[ax["p"]][dot_mask][:, -1]
+        k += n_dots_param
+
+    width = max(24, int(opts.width))
+    exp_title = opts.experiment_title or "experiment"
+    run_title = opts.run_title or "run"
+    single_exp = E == 1 and exps == ["all"]
+    html = _render_html(template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title, single_exp)
+    step_text = ""
+    if traced.has_step:
+        last_step = int(frame_steps[-1])
+        step_text = (f'<p class="sg-step">Shown at step {last_step:,}'
+                     f'{", the end of training" if last_step == int(all_steps[-1]) else ""}.</p>')
+    fig.html = step_text + html + _render_key(exps, runs_per_exp, exp_title, run_title, single_exp)
+
+    fig.island = {
+        "v": 1,
+        "kind": "expression",
+        "exps": [] if single_exp else exps,
+        "expTitle": exp_title,
+        "runTitle": run_title,
+        "runs": runs_per_exp,
+        "geom": {"x0": PAD, "w": width},
+        "ph": [{"name": ph.name, "label": ph.shown, "log": axes[ph.name]["log"],
+                "lo": axes[ph.name]["lo"], "hi": axes[ph.name]["hi"],
+                "badges": axes[ph.name]["badges"]} for ph in placeholders],
+        "final": [_json_value(v, h) for v, h in zip(final_vals.tolist(), final_has.tolist())],
+    }
+    if traced.has_step:
+        fig.island["steps"] = [int(s) for s in frame_steps]
+    if F > 1:
+        codes = encode.quantize(fr, opts.bits)
+        fig.frames_blob = encode.encode(codes, opts.bits)
+        fig.island["bits"] = opts.bits
+    return fig
+
+
+def _json_value(v: float, recorded: bool):
+    """A value for the runtime's tooltips: a number, or a word for what is not one (null = no data)."""
+    if not recorded:
+        return None
+    if math.isfinite(v):
+        return float(f"{v:.7g}")
+    return "NaN" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+
+
+def _glob_get(mapping: dict, name: str):
+    for pattern, v in mapping.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return v
+    return None
+
+
+def _wants_log(name: str, ph: Placeholder, opts: StripOptions, finite) -> bool:
+    if ph.log is not None:
+        return ph.log
+    if _match(name, opts.linear):
+        return False
+    if _match(name, [p for p in opts.log if p != "auto"]):
+        return True
+    if "auto" in opts.log and finite.size and (finite > 0).all():
+        return float(finite.max()) / float(finite.min()) >= 100
+    return False
+
+
+def _checks(name: str, block, F: int, nonfinite: int, bounds, has_step: bool, n: int) -> list[str]:
+    """Reasons to look twice at a parameter, as short phrases that follow its name."""
+    import numpy as np
+
+    out = []
+    if nonfinite:
+        out.append(f"has {nonfinite} NaN or infinite value(s)")
+    if has_step and F > 1 and n:
+        fin = np.isfinite(block)
+        counted = fin.sum(axis=1) >= 2
+        spread = np.max(np.where(fin, block, -np.inf), axis=1) - np.min(np.where(fin, block, np.inf), axis=1)
+        if counted.any():
+            frozen = counted & (spread == 0)
+            nf, nc = int(frozen.sum()), int(counted.sum())
+            if nf and nf == nc:
+                out.append(f"never changes during training in any of its {nc} run(s) (frozen or unused?)")
+            elif nf:
+                out.append(f"never changes during training in {nf} of {nc} runs (frozen there?)")
+    elif not has_step and n > 1:
+        finite = block[np.isfinite(block)]
+        if finite.size == n and float(finite.min()) == float(finite.max()):
+            out.append(f"has the same value ({scale.format_number(float(finite[0]))}) in all {n} runs "
+                       "(never trained?)")
+    if bounds:
+        final = block[:, -1]
+        final = final[np.isfinite(final)]
+        for side, b in (("lower", bounds[0]), ("upper", bounds[1])):
+            if b is None or not final.size:
+                continue
+            at = int((np.abs(final - b) <= PIN_TOLERANCE * abs(b) + 1e-12).sum())
+            if at:
+                out.append(f"ends at its {side} bound {scale.format_number(b)} in {at} of {final.size} runs "
+                           "(held by the constraint?)")
+    return out
+
+
+def _strip_svg(ph: Placeholder, ax: dict, exps, runs_per_exp, t_final, final_vals, width: int,
+               exp_title: str, run_title: str, single_exp: bool) -> str:
+    E = len(exps)
+    w = width + 2 * PAD
+    h = E * ROW_HEIGHT + 2
+    lo, hi = ax["lo"], ax["hi"]
+    kind = "log scale" if ax["log"] else "linear scale"
+    finite = [v for v in final_vals if math.isfinite(v)]
+    summary = (f"{ph.shown}: {len(finite)} value(s) from {scale.format_number(min(finite))} to "
+               f"{scale.format_number(max(finite))}" if finite else f"{ph.shown}: no finite values")
+    summary += f"; axis {scale.format_number(lo)} to {scale.format_number(hi)}, {kind}"
+    if ax["badges"]:
+        summary += "; warning: " + "; ".join(ax["badges"])
+    parts = [f'<svg {attrs(class_="sg-strip", width=w, height=h, viewBox=f"0 0 {w} {h}", role="img", aria_label=summary)}>',
+             f"<title>{esc(summary)}</title>",
+             f'<rect {attrs(class_="sg-bg", x=0, y=0, width=w, height=h, rx=2, fill="#888888", fill_opacity="0.13")}/>']
+    if not ax["log"] and lo < 0 < hi:
+        x0 = num(PAD + (0 - lo) / (hi - lo) * width)
+        parts.append(f'<line {attrs(class_="sg-zero", x1=x0, x2=x0, y1=0, y2=h, stroke="#888888", stroke_width=1)}/>')
+    k = 0
+    for e, rs in enumerate(runs_per_exp):
+        cy = num(1 + e * ROW_HEIGHT + ROW_HEIGHT / 2)
+        colour = PALETTE[e % len(PALETTE)]
+        parts.append(f'<g {attrs(class_=f"sg-e{e % len(PALETTE)}", fill=colour, fill_opacity="0.75")}>')
+        for _ in rs:
+            t = t_final[k]
+            k += 1
+            if math.isfinite(t):
+                cx = num(PAD + min(max(t, 0.0), 1.0) * width)
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="{DOT_RADIUS}"/>')
+            else:
+                parts.append(f'<circle cx="{PAD}" cy="{cy}" r="{DOT_RADIUS}" visibility="hidden"/>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _render_html(template: Template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title,
+                 single_exp) -> str:
+    n_per = sum(len(rs) for rs in runs_per_exp)
+    lines = []
+    k = 0
+    for line in template.lines:
+        cls = f"sg-line sg-in{min(line.indent, 40)}" if line.indent else "sg-line"
+        out = [f'<span class="{cls}">']
+        for part in line.parts:
+            if isinstance(part, Text):
+                text = esc(part.text)
+                out.append(f'<span class="sg-comment">{text}</span>' if part.comment else text)
+                continue
+            ax = axes[part.name]
+            svg = _strip_svg(part, ax, exps, runs_per_exp, fr[k:k + n_per, -1], final_vals[k:k + n_per], width,
+                             exp_title, run_title, single_exp)
+            k += n_per
+            badge = ""
+            if ax["badges"]:
+                reason = "; ".join(ax["badges"])
+                badge = (f'<span class="sg-badge" title="{esc(part.shown + " " + reason)}">'
+                         f'<span aria-hidden="true">!</span>'
+                         f'<span class="sg-sr"> warning: {esc(part.shown)} {esc(reason)}</span></span>')
+            out.append(f'<span class="sg-ph">{svg}{badge}</span>')
+        out.append("\n</span>")
+        lines.append("".join(out))
+    return '<pre class="sg-expr">' + "".join(lines) + "</pre>"
+
+
+def _render_key(exps, runs_per_exp, exp_title: str, run_title: str, single_exp: bool) -> str:
+    """What the rows and dots mean, in words (and the row colours), under the expression."""
+    counts = sorted({len(rs) for rs in runs_per_exp})
+    runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    dots = f'<span class="sg-key-dots">Each dot is one {esc(run_title)} ({runs} {"in all" if single_exp else "per row"}).</span>'
+    if single_exp:
+        return f'<p class="sg-key">{dots}</p>'
+    items = []
+    for e, name in enumerate(exps):
+        colour = PALETTE[e % len(PALETTE)]
+        items.append(f'<span class="sg-key-item"><svg {attrs(class_="sg-swatch", width=10, height=10, viewBox="0 0 10 10", aria_hidden="true")}>'
+                     f'<circle {attrs(class_=f"sg-e{e % len(PALETTE)}", cx=5, cy=5, r=4, fill=colour)}/></svg>'
+                     f"{esc(name)}</span>")
+    return f'<p class="sg-key">Rows, top to bottom, by {esc(exp_title)}: {" ".join(items)} {dots}</p>'

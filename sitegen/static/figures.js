@@ -1,0 +1,465 @@
+// sitegen figures: tooltips, and play/scrub over training steps, on top of server-drawn SVG.
+//
+// The page is complete without this file (every figure is drawn at the final step). This adds:
+// tooltips (pointer, touch and keyboard), and for figures with training steps a play button, a
+// step slider and the current step. Animation data is fetched only when a figure comes near the
+// screen or is touched, then each frame moves the existing circles (their cx); nothing is rebuilt.
+// Text from data is only ever set with textContent.
+(() => {
+  "use strict";
+  const ROW = 8; // strip row height, as drawn by sitegen/figures/strips.py
+  const reduced = window.matchMedia ? matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
+  const nf = new Intl.NumberFormat("en-US");
+  let tip = null;
+  let live = null;
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function fmt(v, digits) {
+    if (v === null || v === undefined) return "no data";
+    if (typeof v === "string") return v;
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    if (a >= 1e-3 && a < 1e6) return String(+v.toPrecision(digits));
+    return v.toExponential(Math.max(digits - 1, 0)).replace(/\.?0+e/, "e").replace("e+", "e");
+  }
+
+  // -- the one tooltip and the one live region, shared by every figure -------------------------
+  function showTip(lines, x, y, announce) {
+    if (!tip) {
+      tip = el("div", "sg-tip");
+      tip.setAttribute("aria-hidden", "true");
+      document.body.appendChild(tip);
+    }
+    tip.textContent = "";
+    for (const [i, line] of lines.entries()) tip.appendChild(el("div", i ? "" : "sg-tip-head", line));
+    tip.hidden = false;
+    const w = tip.offsetWidth, h = tip.offsetHeight;
+    const left = Math.max(4, Math.min(x + 12, document.documentElement.clientWidth - w - 4));
+    const top = y - h - 10 < 4 ? y + 16 : y - h - 10;
+    tip.style.left = left + window.scrollX + "px";
+    tip.style.top = top + window.scrollY + "px";
+    if (announce) say(lines.join(". "));
+  }
+
+  function hideTip() {
+    if (tip) tip.hidden = true;
+  }
+
+  function say(text) {
+    if (!live) {
+      live = el("div", "sg-sr");
+      live.setAttribute("aria-live", "polite");
+      document.body.appendChild(live);
+    }
+    live.textContent = text;
+  }
+
+  function svgPoint(svg, ev) {
+    const m = svg.getScreenCTM();
+    if (!m) return { x: 0, y: 0 };
+    const p = new DOMPoint(ev.clientX, ev.clientY).matrixTransform(m.inverse());
+    return { x: p.x, y: p.y };
+  }
+
+  function island(fig) {
+    const s = fig.querySelector("script.sg-data");
+    try { return s ? JSON.parse(s.textContent) : null; } catch (e) { return null; }
+  }
+
+  // -- the animation data: gzip of b"SGF1", bits, dots, frames, delta-coded positions ------------
+  async function fetchFrames(url) {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error("figure data: HTTP " + res.status);
+    let buf = await res.arrayBuffer();
+    const head = new Uint8Array(buf, 0, 2);
+    if (head[0] === 0x1f && head[1] === 0x8b) { // a host may already have undone the gzip
+      const stream = new Blob([buf]).stream().pipeThrough(new DecompressionStream("gzip"));
+      buf = await new Response(stream).arrayBuffer();
+    }
+    const dv = new DataView(buf);
+    if (String.fromCharCode(dv.getUint8(0), dv.getUint8(1), dv.getUint8(2), dv.getUint8(3)) !== "SGF1") {
+      throw new Error("figure data: not a sitegen frames file");
+    }
+    const bits = dv.getUint8(4), dots = dv.getUint32(8, true), frames = dv.getUint32(12, true);
+    const n = dots * frames, body = new Uint8Array(buf, 16);
+    let codes;
+    if (bits === 8) {
+      codes = new Uint8Array(body.subarray(0, n));
+    } else {
+      codes = new Uint16Array(n);
+      for (let i = 0; i < n; i++) codes[i] = (body[i] << 8) | body[n + i];
+    }
+    for (let d = 0; d < dots; d++) { // undo the differences; the typed array wraps like the encoder
+      const o = d * frames;
+      for (let f = 1; f < frames; f++) codes[o + f] += codes[o + f - 1];
+    }
+    return { bits, dots, frames, codes };
+  }
+
+  // -- expression figures -----------------------------------------------------------------------
+  function expression(fig, data) {
+    const strips = [...fig.querySelectorAll("svg.sg-strip")];
+    const circles = [];
+    for (const svg of strips) {
+      const t = svg.querySelector("title");
+      if (t) t.remove(); // our tooltip replaces the browser's; aria-label keeps the summary
+      circles.push(...svg.querySelectorAll("circle"));
+    }
+    const runs = data.runs, exps = data.exps || [];
+    const perPh = runs.reduce((s, r) => s + r.length, 0);
+    if (circles.length !== perPh * data.ph.length) return; // markup and data disagree: stay static
+    const rowStart = [];
+    runs.reduce((s, r) => (rowStart.push(s), s + r.length), 0);
+    const x0 = data.geom.x0, w = data.geom.w;
+    const steps = data.steps || null;
+    const last = steps ? steps.length - 1 : 0;
+    const cur = new Float64Array(circles.length);
+    const visible = new Uint8Array(circles.length);
+    circles.forEach((c, i) => {
+      cur[i] = c.cx.baseVal.value;
+      visible[i] = c.getAttribute("visibility") === "hidden" ? 0 : 1;
+    });
+    const state = { frame: last, anim: null, loading: null, playing: false, want: null, hover: null };
+    let highlighted = [];
+
+    function where(d) {
+      const p = Math.floor(d / perPh), k = d % perPh;
+      let e = 0;
+      while (e + 1 < rowStart.length && rowStart[e + 1] <= k) e++;
+      return { p, k, e, r: k - rowStart[e] };
+    }
+
+    function valueAt(d) {
+      if (!state.anim || state.frame === last) return { v: data.final[d], approx: false };
+      const a = state.anim, code = a.codes[d * a.frames + state.frame], miss = (1 << a.bits) - 1;
+      if (code === miss) return { v: null, approx: false };
+      const ph = data.ph[Math.floor(d / perPh)], t = code / (miss - 1);
+      const v = ph.log ? Math.pow(10, Math.log10(ph.lo) + t * (Math.log10(ph.hi) - Math.log10(ph.lo)))
+        : ph.lo + t * (ph.hi - ph.lo);
+      return { v, approx: true };
+    }
+
+    function describe(d) {
+      const { p, e, r } = where(d), ph = data.ph[p];
+      const { v, approx } = valueAt(d);
+      const lines = [ph.label + (ph.label !== ph.name ? " (" + ph.name + ")" : "")];
+      if (exps.length) lines.push(data.expTitle + " " + exps[e]);
+      lines.push(data.runTitle + " " + runs[e][r]);
+      lines.push((approx ? "≈ " : "") + fmt(v, approx ? 3 : 7) + (steps ? " at step " + nf.format(steps[state.frame]) : ""));
+      for (const b of ph.badges) lines.push("⚠ " + b);
+      return lines;
+    }
+
+    function highlight(d) {
+      for (const c of highlighted) c.classList.remove("sg-hl");
+      highlighted = [];
+      if (d === null) return;
+      const k = d % perPh; // the same run of the same experiment, in every parameter
+      for (let p = 0; p < data.ph.length; p++) {
+        const c = circles[p * perPh + k];
+        c.classList.add("sg-hl");
+        highlighted.push(c);
+      }
+    }
+
+    function point(d, announce) {
+      state.hover = d;
+      highlight(d);
+      const box = circles[d].getBoundingClientRect();
+      showTip(describe(d), box.left + box.width / 2, box.top, announce);
+    }
+
+    function nearest(p, ev) {
+      const svg = strips[p], pt = svgPoint(svg, ev);
+      const e = Math.max(0, Math.min(runs.length - 1, Math.floor((pt.y - 1) / ROW)));
+      let best = null, bestDist = Infinity;
+      const base = p * perPh + rowStart[e];
+      for (let r = 0; r < runs[e].length; r++) {
+        const d = base + r;
+        if (!visible[d]) continue;
+        const dist = Math.abs(cur[d] - pt.x);
+        if (dist < bestDist) { bestDist = dist; best = d; }
+      }
+      return best;
+    }
+
+    strips.forEach((svg, p) => {
+      svg.addEventListener("pointermove", (ev) => {
+        const d = nearest(p, ev);
+        if (d === null) { hideTip(); highlight(null); return; }
+        point(d, false);
+      });
+      svg.addEventListener("pointerleave", () => { state.hover = null; hideTip(); highlight(null); });
+    });
+
+    // keyboard: the expression is one stop; arrows walk parameters (left/right) and dots (up/down)
+    const pre = fig.querySelector("pre.sg-expr");
+    if (pre) {
+      pre.tabIndex = 0;
+      pre.setAttribute("role", "group");
+      pre.setAttribute("aria-label", "Model with its parameters drawn in place. Arrow keys read the values: " +
+        "left and right move between parameters, up and down between runs.");
+      let kd = 0;
+      pre.addEventListener("keydown", (ev) => {
+        const keys = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] };
+        if (ev.key === "Escape") { hideTip(); highlight(null); return; }
+        const mv = keys[ev.key];
+        if (!mv) return;
+        ev.preventDefault();
+        let p = Math.floor(kd / perPh), k = kd % perPh;
+        if (state.hover === null) { p = 0; k = 0; } else {
+          p = (p + mv[0] + data.ph.length) % data.ph.length;
+          k = (k + mv[1] + perPh) % perPh;
+        }
+        kd = p * perPh + k;
+        point(kd, true);
+      });
+      pre.addEventListener("blur", () => { state.hover = null; hideTip(); highlight(null); });
+    }
+
+    if (!steps || !data.data || steps.length < 2) return;
+
+    // -- play, scrub, step label (made here, so a page without JavaScript has no dead controls) --
+    const controls = el("div", "sg-controls");
+    const play = el("button", "sg-play");
+    play.type = "button";
+    const scrub = el("input", "sg-scrub");
+    scrub.type = "range";
+    scrub.min = "0";
+    scrub.max = String(last);
+    scrub.step = "1";
+    scrub.value = String(last);
+    scrub.setAttribute("aria-label", "Training step");
+    const label = el("output", "sg-steplabel");
+    controls.append(play, scrub, label);
+    const old = fig.querySelector(".sg-step");
+    if (old) old.replaceWith(controls); else fig.insertBefore(controls, fig.firstChild);
+
+    function setPlayLabel() {
+      play.textContent = state.playing ? "❚❚ Pause" : "▶ Play";
+      play.setAttribute("aria-label", state.playing ? "Pause the training animation" : "Play the training animation");
+      play.setAttribute("aria-pressed", state.playing ? "true" : "false");
+    }
+
+    function showStep() {
+      const text = "Step " + nf.format(steps[state.frame]) + " of " + nf.format(steps[last]);
+      label.textContent = text;
+      scrub.setAttribute("aria-valuetext", text);
+      if (+scrub.value !== state.frame) scrub.value = String(state.frame);
+    }
+
+    function draw() {
+      const a = state.anim;
+      if (!a) return;
+      const F = a.frames, f = state.frame, miss = (1 << a.bits) - 1, k = w / (miss - 1);
+      const codes = a.codes;
+      for (let d = 0, n = circles.length; d < n; d++) {
+        const c = codes[d * F + f];
+        if (c === miss) {
+          if (visible[d]) { circles[d].setAttribute("visibility", "hidden"); visible[d] = 0; }
+          continue;
+        }
+        if (!visible[d]) { circles[d].removeAttribute("visibility"); visible[d] = 1; }
+        const x = x0 + c * k;
+        if (x !== cur[d]) { cur[d] = x; circles[d].cx.baseVal.value = x; }
+      }
+      if (state.hover !== null) point(state.hover, false);
+    }
+
+    let pending = false;
+    function request() {
+      showStep();
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => { pending = false; draw(); });
+    }
+
+    function load() {
+      if (!state.loading) {
+        fig.classList.add("sg-loading");
+        state.loading = fetchFrames(new URL(data.data, document.baseURI).href).then((a) => {
+          if (a.dots !== circles.length || a.frames !== steps.length) throw new Error("figure data does not match the page");
+          state.anim = a;
+          fig.classList.remove("sg-loading");
+          request();
+          return a;
+        }).catch((err) => {
+          fig.classList.remove("sg-loading");
+          fig.classList.add("sg-nodata");
+          play.disabled = true;
+          scrub.disabled = true;
+          label.textContent = "Animation data could not be loaded; showing the end of training.";
+          state.frame = last;
+          throw err;
+        });
+        state.loading.catch(() => {});
+      }
+      return state.loading;
+    }
+
+    let timer = 0;
+    function stop() {
+      state.playing = false;
+      cancelAnimationFrame(timer);
+      clearTimeout(timer);
+      setPlayLabel();
+    }
+
+    function start() {
+      if (state.frame >= last) state.frame = 0;
+      state.playing = true;
+      setPlayLabel();
+      load().then(() => {
+        if (!state.playing) return;
+        if (reduced.matches) { // no smooth motion: ten calm jumps through training
+          const jump = Math.max(1, Math.ceil(last / 10));
+          const tick = () => {
+            if (!state.playing) return;
+            state.frame = Math.min(last, state.frame + jump);
+            request();
+            if (state.frame >= last) stop(); else timer = setTimeout(tick, 700);
+          };
+          request();
+          timer = setTimeout(tick, 700);
+          return;
+        }
+        const duration = Math.min(12000, Math.max(3000, steps.length * 40));
+        const from = state.frame, t0 = performance.now();
+        const tick = (now) => {
+          if (!state.playing) return;
+          state.frame = Math.min(last, from + Math.floor(((now - t0) / duration) * (last + 1)));
+          showStep();
+          draw();
+          if (state.frame >= last) stop(); else timer = requestAnimationFrame(tick);
+        };
+        timer = requestAnimationFrame(tick);
+      }, stop);
+    }
+
+    play.addEventListener("click", () => (state.playing ? stop() : start()));
+    scrub.addEventListener("input", () => {
+      if (state.playing) stop();
+      state.frame = Math.max(0, Math.min(last, Math.round(+scrub.value)));
+      if (state.anim) request(); else { showStep(); load().then(request, () => {}); }
+    });
+    for (const type of ["pointerenter", "focusin"]) fig.addEventListener(type, load, { once: true });
+    if ("IntersectionObserver" in window) {
+      const io = new IntersectionObserver((entries) => {
+        if (entries.some((en) => en.isIntersecting)) { io.disconnect(); load(); }
+      }, { rootMargin: "300px" });
+      io.observe(fig);
+    }
+    setPlayLabel();
+    showStep();
+  }
+
+  // -- charts -------------------------------------------------------------------------------------
+  function chart(fig, data) {
+    const svg = fig.querySelector("svg.sg-chart-svg");
+    const box = fig.querySelector(".sg-chart-box");
+    if (!svg || !box) return;
+    const t = svg.querySelector("title");
+    if (t) t.remove();
+    const [px0, px1, py0, py1] = data.plot;
+    const sx = axis(data.x, px0, px1), sy = axis(data.y, py0, py1);
+    const NS = "http://www.w3.org/2000/svg";
+    const guide = document.createElementNS(NS, "line");
+    guide.setAttribute("class", "sg-guide");
+    guide.setAttribute("y1", py1);
+    guide.setAttribute("y2", py0);
+    guide.setAttribute("visibility", "hidden");
+    svg.appendChild(guide);
+    const marks = data.series.map((s, i) => {
+      const c = document.createElementNS(NS, "circle");
+      c.setAttribute("r", "4");
+      c.setAttribute("class", "sg-mark sg-s" + (i % 7));
+      c.setAttribute("visibility", "hidden");
+      svg.appendChild(c);
+      return c;
+    });
+    const xs = [...new Set(data.series.flatMap((s) => s.x.filter((v) => v !== null)))].sort((a, b) => a - b);
+
+    function closestIndex(arr, v) {
+      let lo = 0, hi = arr.length - 1;
+      while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (arr[mid] < v) lo = mid; else hi = mid; }
+      return Math.abs(arr[lo] - v) <= Math.abs(arr[hi] - v) ? lo : hi;
+    }
+
+    function at(xv, clientX, clientY, announce) {
+      const gx = sx.to(xv);
+      guide.setAttribute("x1", gx);
+      guide.setAttribute("x2", gx);
+      guide.removeAttribute("visibility");
+      const lines = [(data.xlabel || "x") + " " + fmt(xv, 6)];
+      data.series.forEach((s, i) => {
+        const j = closestIndex(s.x, xv);
+        const y = s.y[j];
+        if (s.x[j] !== xv || y === null) { marks[i].setAttribute("visibility", "hidden"); return; }
+        marks[i].setAttribute("cx", sx.to(s.x[j]));
+        marks[i].setAttribute("cy", sy.to(y));
+        marks[i].removeAttribute("visibility");
+        let line = (s.name ? s.name + ": " : (data.ylabel || "y") + " ") + fmt(y, 4);
+        if (s.lo && s.hi && s.lo[j] !== null && s.n && s.n[j] > 1) line += " (band " + fmt(s.lo[j], 3) + " to " + fmt(s.hi[j], 3) + ", " + s.n[j] + " runs)";
+        lines.push(line);
+      });
+      if (clientX === null) {
+        const r = guide.getBoundingClientRect();
+        clientX = r.left; clientY = r.top + 20;
+      }
+      showTip(lines, clientX, clientY, announce);
+    }
+
+    function clear() {
+      guide.setAttribute("visibility", "hidden");
+      for (const m of marks) m.setAttribute("visibility", "hidden");
+      hideTip();
+    }
+
+    svg.addEventListener("pointermove", (ev) => {
+      if (!xs.length) return;
+      const pt = svgPoint(svg, ev);
+      if (pt.x < px0 - 8 || pt.x > px1 + 8) { clear(); return; }
+      at(xs[closestIndex(xs, sx.from(pt.x))], ev.clientX, ev.clientY, false);
+    });
+    svg.addEventListener("pointerleave", clear);
+    box.tabIndex = 0;
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Chart values: left and right arrow keys step along the horizontal axis.");
+    let ki = -1;
+    box.addEventListener("keydown", (ev) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1, Home: -1e9, End: 1e9 }[ev.key];
+      if (ev.key === "Escape") { clear(); return; }
+      if (step === undefined || !xs.length) return;
+      ev.preventDefault();
+      ki = ki < 0 ? 0 : Math.max(0, Math.min(xs.length - 1, ki + step));
+      at(xs[ki], null, null, true);
+    });
+    box.addEventListener("blur", clear);
+  }
+
+  function axis([lo, hi, log], r0, r1) {
+    const f = log ? Math.log10 : (v) => v, g = log ? (v) => Math.pow(10, v) : (v) => v;
+    const a = f(lo), b = f(hi);
+    return { to: (v) => r0 + ((f(v) - a) / (b - a)) * (r1 - r0), from: (px) => g(a + ((px - r0) / (r1 - r0)) * (b - a)) };
+  }
+
+  function init() {
+    for (const fig of document.querySelectorAll("figure[data-sg-figure]")) {
+      if (fig.dataset.sgReady) continue;
+      fig.dataset.sgReady = "1";
+      const data = island(fig);
+      if (!data) continue;
+      if (data.kind === "expression") expression(fig, data);
+      else if (data.kind === "chart") chart(fig, data);
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
