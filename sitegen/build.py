@@ -39,7 +39,8 @@ PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting pr
 def _code_version() -> str:
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(path.read_bytes())
+        if path.name not in ("trace.py", "expr.py", "serve.py", "cli.py"):  # not used by the build itself
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -287,7 +288,7 @@ class Builder:
         return [posts[i].rel for i in todo]
 
     def _post_stamp(self, post: Post):
-        return (_stamp(post.source), post.line_offset, post.body.__hash__())
+        return (_stamp(post.source), post.line_offset)
 
     def _parsed_valid(self, post: Post, hit, md_targets) -> bool:
         stamp, parsed = hit
@@ -317,8 +318,15 @@ class Builder:
     def _check_links(self, pages: dict[str, PageOut], report: Report) -> None:
         ids_by_page = {path: page.ids for path, page in pages.items()}
         seen: set[str] = set()
+        old = self.cache.get("pages", {})
+        # A page that did not change needs no new check unless a page it could link to changed its ids
+        # or pages came or went (the previous build checked it against the same site).
+        same_site = set(old) == set(pages) and all(
+            page.data is None or old[rel][2] == page.ids for rel, page in pages.items() if rel.endswith(".html"))
         # Posts first: a broken link in an excerpt is reported once, at the post it came from.
         for path, page in sorted(pages.items(), key=lambda kv: kv[1].source is None):
+            if same_site and page.data is None:
+                continue
             base = "/" + path
             for href, line in page.links:
                 target, anchor = _resolve_href(base, href)
@@ -342,9 +350,22 @@ class Builder:
 
     # -- stage 5: write ------------------------------------------------------------------------------
     def _write(self, pages: dict[str, PageOut], out_dir: Path, in_place: bool):
+        """Write the site. A first build goes into a fresh folder swapped in at the end; a rebuild
+        stages every changed file under a temporary name first and renames them all at the end,
+        so an interrupted write also leaves the previous site intact."""
         old_pages = self.cache.get("pages", {})
-        written, removed = [], []
-        if in_place and out_dir.is_dir():
+        known_output = self.cache.get("out_dir") == str(out_dir) and out_dir.is_dir() and old_pages
+        if in_place or known_output:
+            written, removed = self._write_staged(pages, out_dir, old_pages)
+        else:
+            written, removed = self._write_swap(pages, out_dir, old_pages)
+        self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
+        self.cache["out_dir"] = str(out_dir)
+        return written, removed
+
+    def _write_staged(self, pages, out_dir: Path, old_pages):
+        staged: list[tuple[Path, Path]] = []
+        try:
             for rel, page in pages.items():
                 dest = out_dir / rel
                 if page.data is None and dest.exists():
@@ -354,46 +375,52 @@ class Builder:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
                 tmp.write_bytes(page.data)
-                os.replace(tmp, dest)
-                written.append(rel)
-            for rel in set(old_pages) - set(pages):
-                try:
-                    (out_dir / rel).unlink()
-                    removed.append(rel)
-                except FileNotFoundError:
-                    pass
+                staged.append((tmp, dest))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, dest in staged:
+            os.replace(tmp, dest)
+        removed = []
+        for rel in set(old_pages) - set(pages):
+            try:
+                (out_dir / rel).unlink()
+                removed.append(rel)
+            except FileNotFoundError:
+                pass
+        if removed:
             _prune_empty_dirs(out_dir)
-        else:
-            tmp_dir = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
-            if tmp_dir.exists():
-                shutil.rmtree(tmp_dir)
-            tmp_dir.mkdir(parents=True)
+        return [str(dest.relative_to(out_dir)) for _, dest in staged], sorted(removed)
+
+    def _write_swap(self, pages, out_dir: Path, old_pages):
+        tmp_dir = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
+        tmp_dir.mkdir(parents=True)
+        written = []
+        try:
             made_dirs = set()
             for rel, page in pages.items():
                 dest = tmp_dir / rel
-                parent = dest.parent
-                if parent not in made_dirs:
-                    parent.mkdir(parents=True, exist_ok=True)
-                    made_dirs.add(parent)
+                if dest.parent not in made_dirs:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made_dirs.add(dest.parent)
                 if page.data is None:
-                    try:
-                        os.link(out_dir / rel, dest)
-                        continue
-                    except OSError:
-                        raise RuntimeError(f"missing unchanged output {rel}") from None
+                    os.link(out_dir / rel, dest)
+                    continue
                 dest.write_bytes(page.data)
                 written.append(rel)
-            removed = sorted(set(old_pages) - set(pages))
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            if out_dir.exists():
-                os.rename(out_dir, old)
-            os.rename(tmp_dir, out_dir)
-            if old.exists():
-                shutil.rmtree(old, ignore_errors=True)
-        self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
-        self.cache["out_dir"] = str(out_dir)
-        self.graph = {}
-        return written, removed
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        if out_dir.exists():
+            os.rename(out_dir, old)
+        os.rename(tmp_dir, out_dir)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        return written, sorted(set(old_pages) - set(pages))
 
     # -- for the preview server -----------------------------------------------------------------------
     def affected(self, changed: Path) -> str:
@@ -423,12 +450,15 @@ EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
 
 def _resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
     """An internal href as a site path and anchor; (None, None) for external links."""
-    from urllib.parse import unquote, urljoin, urlsplit
+    from urllib.parse import unquote, urljoin
 
     if not href or EXTERNAL.match(href):
         return None, None
-    parts = urlsplit(href)
-    if not parts.path:
-        return base, unquote(parts.fragment) or None
-    target = urljoin(base, parts.path)
-    return unquote(target), unquote(parts.fragment) or None
+    path, _, fragment = href.partition("#")
+    path = path.partition("?")[0]
+    anchor = unquote(fragment) or None
+    if not path:
+        return base, anchor
+    if path.startswith("/"):
+        return unquote(path), anchor
+    return unquote(urljoin(base, path)), anchor

@@ -1,0 +1,78 @@
+"""``sitegen init DIR``: a new site that builds and deploys as it is."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+from pathlib import Path
+
+from sitegen.build import PACKAGE_DIR
+
+CONFIG = '''# Site settings. Every key is optional.
+title = "{title}"
+description = "Essays that show what models learn."
+base_url = "https://example.netlify.app/"   # used for canonical links, the feed and the sitemap
+author = ""
+# output = "_site"
+# posts_per_page = 20
+'''
+
+FIRST_POST = '''---
+title: "Hello, sitegen"
+date: {today}
+summary: "The first post of this site."
+tags: [meta]
+---
+
+This is the first post. Edit `content/hello.md`, run `sitegen serve`, and watch the page change as you save.
+
+Inline math like $e^{{i\\pi}} + 1 = 0$ is rendered at build time.
+
+```{{note}}
+Put traced data in `data/` and show it with the `{{expression}}` and `{{chart}}` directives.
+```
+'''
+
+NETLIFY = '''[build]
+  command = "pip install sitegen && sitegen build"
+  publish = "_site"
+
+[build.environment]
+  PYTHON_VERSION = "3.11"
+
+[[headers]]
+  for = "/static/*"
+  [headers.values]
+    Cache-Control = "public, max-age=31536000, immutable"
+
+[[headers]]
+  for = "/*"
+  [headers.values]
+    Content-Security-Policy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    X-Content-Type-Options = "nosniff"
+    Referrer-Policy = "strict-origin-when-cross-origin"
+    X-Frame-Options = "DENY"
+    Permissions-Policy = "camera=(), microphone=(), geolocation=()"
+
+[[redirects]]
+  from = "/*"
+  to = "/404.html"
+  status = 404
+'''
+
+
+def init_site(target: Path, with_templates: bool = False) -> int:
+    target = Path(target)
+    if target.exists() and any(target.iterdir()):
+        print(f"{target}: the folder is not empty; choose a new folder for the site", file=sys.stderr)
+        return 1
+    (target / "content").mkdir(parents=True, exist_ok=True)
+    (target / "data").mkdir(exist_ok=True)
+    (target / "sitegen.toml").write_text(CONFIG.format(title=target.resolve().name.replace('"', "")))
+    (target / "content" / "hello.md").write_text(FIRST_POST.format(today=dt.date.today().isoformat()))
+    (target / "netlify.toml").write_text(NETLIFY)
+    (target / ".gitignore").write_text("_site/\n.sitegen-cache/\n")
+    if with_templates:
+        shutil.copytree(PACKAGE_DIR / "templates", target / "templates")
+    print(f"created a site in {target}/: run `sitegen serve {target}` to preview it, `sitegen build {target}` to build it")
+    return 0
