@@ -576,8 +576,8 @@ def iter_nodes(node: Node) -> Iterable[Node]:
 class Assign:
     name: str
     expr: Node
-    #: element names for a vector binding once unvectorized (default name0, name1, ...)
-    element_labels: Sequence[str] | None = None
+    #: names of the elements of a vector definition once unvectorized (default name0, name1, ...)
+    element_names: Sequence[str] | None = None
 
 
 @dataclass
@@ -609,7 +609,7 @@ class Program:
     def map(self, fn: Callable[[Node], Node]) -> "Program":
         out = []
         for s in self.statements:
-            out.append(Assign(s.name, fn(s.expr), s.element_labels) if isinstance(s, Assign) else s)
+            out.append(Assign(s.name, fn(s.expr), s.element_names) if isinstance(s, Assign) else s)
         return Program(out, self.outputs)
 
     def template(self, **options) -> str:
@@ -913,8 +913,10 @@ def unvectorize(tree: Node | Program, max_elements: int = 256) -> Node | Program
                 n = math.prod(s.expr.shape)
                 if n > max_elements:
                     raise ValueError(f"{s.name} has {n} elements (more than max_elements={max_elements})")
-                if s.element_labels is not None:
-                    names = [f"{s.name}_{label}" for label in s.element_labels]
+                if s.element_names is not None:
+                    names = list(s.element_names)
+                    if len(names) != n:
+                        raise ValueError(f"{s.name} has {n} elements but {len(names)} element_names")
                 else:
                     names = [s.name + "".join(str(i) for i in idx) if len(s.expr.shape) == 1
                              else s.name + "_".join(str(i) for i in idx)
@@ -923,7 +925,7 @@ def unvectorize(tree: Node | Program, max_elements: int = 256) -> Node | Program
                 for name, idx in zip(names, np.ndindex(*s.expr.shape)):
                     statements.append(Assign(name, _element(expr, tuple(idx), max_elements)))
             else:
-                statements.append(Assign(s.name, _unvectorize_node(expr, max_elements), s.element_labels))
+                statements.append(Assign(s.name, _unvectorize_node(expr, max_elements), s.element_names))
         return Program(statements, tree.outputs)
     return _unvectorize_node(tree, max_elements)
 

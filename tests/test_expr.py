@@ -1,0 +1,257 @@
+"""Expression trees print as templates whose placeholders are the traced parameters, and compute
+the same numbers as the models they describe."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sitegen import expr as E
+from sitegen.trace import Tracer
+
+FEATURES = ["log_lr", "log_wd", "depth"]
+CATEGORIES = ["optimizer", "schedule"]
+
+
+def flat(tree, **options) -> str:
+    return E.to_template(tree, definitions=False, **options).strip()
+
+
+# ---------------------------------------------------------------- printing
+
+@pytest.mark.parametrize("tree, python, math_style", [
+    (lambda a, b, c: a - (b - c), "a - (b - c)", "a − (b − c)"),
+    (lambda a, b, c: (a - b) - c, "a - b - c", "a − b − c"),
+    (lambda a, b, c: a * b + c, "a * b + c", "a · b + c"),
+    (lambda a, b, c: a * (b + c), "a * (b + c)", "a · (b + c)"),
+    (lambda a, b, c: a / (b * c), "a / (b * c)", "a / (b · c)"),
+    (lambda a, b, c: (a / b) * c, "a / b * c", "a / b · c"),
+    (lambda a, b, c: a + (b + c), "a + b + c", "a + b + c"),
+    (lambda a, b, c: -(a + b), "-(a + b)", "−(a + b)"),
+    (lambda a, b, c: (-a) ** 2, "(-a)**2", "(−a)²"),
+    (lambda a, b, c: -(a ** 2), "-a**2", "−a²"),
+    (lambda a, b, c: a ** (b ** c), "a**b**c", "a^b^c"),
+    (lambda a, b, c: (a ** b) ** c, "(a**b)**c", "(a^b)^c"),
+    (lambda a, b, c: E.exp(a * b) / c, "exp(a * b) / c", "exp(a · b) / c"),
+    (lambda a, b, c: E.sqrt(a + b), "sqrt(a + b)", "√(a + b)"),
+])
+def test_precedence_printing_uses_only_the_parentheses_needed(tree, python, math_style):
+    a, b, c = E.var("a"), E.var("b"), E.var("c")
+    t = tree(a, b, c)
+    assert flat(t) == python
+    assert flat(t, style="math") == math_style
+    # and the printed python means the same thing as the tree
+    values = {"a": 1.7, "b": 0.6, "c": 2.3}
+    assert eval(python, {"exp": math.exp, "sqrt": math.sqrt}, values) == pytest.approx(
+        float(E.evaluate(t, inputs=values)))
+
+
+def test_parameters_print_as_placeholders_with_settings_and_quotes():
+    w = E.param("w", options={"log": True, "label": "ℓ₁"})
+    assert flat(w * E.var("x")) == "⟦w | log | label=ℓ₁⟧ * x"
+    odd = E.param('odd|name"')
+    assert flat(odd) == '⟦"odd|name\\""⟧'
+    assert E.template_placeholders(flat(odd + w)) == ['odd|name"', "w"]
+    vec = E.param("b", (2,))
+    assert flat(vec) == "[⟦b[0]⟧, ⟦b[1]⟧]"
+
+
+def test_unvectorize_gives_each_lengthscale_its_own_placeholder_beside_its_feature():
+    x = E.var("x", (3,), FEATURES, element_format="{label}")
+    x2 = E.var("x2", (3,), FEATURES, display="x′", element_format="{label}′")
+    ls = E.param("lengthscale", (3,), FEATURES)
+    vectorized = E.sum_((x - x2) / ls)
+    assert E.placeholders(vectorized) == [f"lengthscale[{f}]" for f in FEATURES]  # as a vector literal
+    text = flat(E.unvectorize(vectorized))
+    assert text == ("(log_lr - log_lr′) / ⟦lengthscale[log_lr]⟧ + (log_wd - log_wd′) / ⟦lengthscale[log_wd]⟧"
+                    " + (depth - depth′) / ⟦lengthscale[depth]⟧")
+    assert len(E.template_placeholders(text)) == 3
+
+
+def test_unvectorize_matmul_writes_one_definition_per_unit():
+    x = E.var("x", (2,), ["x1", "x2"], element_format="{label}")
+    W = E.param("W", (3, 2))
+    program = E.Program([E.Assign("h", E.tanh(W @ x)), E.Assign("y", E.sum_(E.Ref("h", (3,))))])
+    text = E.to_template(E.unvectorize(program))
+    assert text.splitlines() == [
+        "h0 = tanh(⟦W[0,0]⟧ * x1 + ⟦W[0,1]⟧ * x2)",
+        "h1 = tanh(⟦W[1,0]⟧ * x1 + ⟦W[1,1]⟧ * x2)",
+        "h2 = tanh(⟦W[2,0]⟧ * x1 + ⟦W[2,1]⟧ * x2)",
+        "y = h0 + h1 + h2",
+    ]
+
+
+def test_long_lines_break_at_plus_with_indentation_and_stay_within_width():
+    x = E.var("x", (12,), [f"feature_{i}" for i in range(12)], element_format="{label}")
+    w = E.param("weight", (12,), [f"feature_{i}" for i in range(12)])
+    text = E.to_template(E.unvectorize(E.sqrt(E.dot(w, x))), name="r", width=60)
+    lines = text.splitlines()
+    assert lines[0] == "r = sqrt("
+    assert lines[1].startswith("    ⟦weight[feature_0]⟧ * feature_0")
+    assert all(line.startswith("    + ⟦weight[") for line in lines[2:-1])
+    assert lines[-1] == ")"
+    assert len(E.template_placeholders(text)) == 12
+
+
+def test_let_names_a_subexpression_and_matern52_prints_its_definition():
+    x = E.var("x", (2,), ["a", "b"], element_format="{label}")
+    x2 = E.var("x2", (2,), ["a", "b"], display="x′", element_format="{label}′")
+    ls = E.param("lengthscale", (2,), ["a", "b"])
+    r = E.sqrt(E.sum_(((x - x2) / ls) ** 2))
+    program = E.let(E.matern52(r), {"r": r}, "k")
+    text = E.to_template(E.unvectorize(program))
+    assert text.splitlines()[0] == "def matern52(r):"
+    assert "r = sqrt(((a - a′) / ⟦lengthscale[a]⟧)**2 + ((b - b′) / ⟦lengthscale[b]⟧)**2)" in text
+    assert text.rstrip().endswith("k = matern52(r)")
+
+
+def test_partial_evaluation_plugs_in_values_and_folds_constants():
+    noise = E.param("raw_noise", transform="softplus")
+    tree = E.var("y") + noise * E.const(2.0) + E.const(1.0) * E.var("z")
+    folded = E.partial(tree, params={"raw_noise": 0.0})
+    assert flat(folded) == f"y + {2 * math.log(2):.6g} + z"
+    assert E.placeholders(folded) == []
+    assert flat(E.partial(E.exp(E.const(0.0)) * E.var("z"))) == "z"
+
+
+def test_write_template_is_atomic_and_accepts_text(tmp_path):
+    path = E.write_template(E.param("w") * E.var("x"), tmp_path / "m.expr")
+    assert path.read_text(encoding="utf-8") == "⟦w⟧ * x\n"
+    E.write_template("# by hand\ny = ⟦w⟧", tmp_path / "m.expr")
+    assert (tmp_path / "m.expr").read_text(encoding="utf-8") == "# by hand\ny = ⟦w⟧\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.expr"]
+
+
+# ---------------------------------------------------------------- the MLP (torch)
+
+torch = pytest.importorskip("torch")
+
+
+def test_mlp_template_names_exactly_what_the_tracer_records_and_computes_the_model():
+    from experiments import silent_bug as sb
+
+    torch.manual_seed(0)
+    model = sb.make_model(activation=True)
+    tracer = Tracer()
+    tracer.record_module(0, model, labels=sb.LABELS)
+    traced = set(tracer.frame()["param"])
+    program = E.unvectorize(sb.expression())
+    assert set(E.placeholders(program)) == traced
+    assert len(traced) == 4 * 2 + 4 + 2 * 4 + 2
+
+    x, xor, y = sb.make_data(16, 0, "cpu")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        loss_rows = E.evaluate(program, params, {"x": x, "label": xor, "y": y}, backend="torch")
+    classification, regression, total = sb.losses(model, x, xor, y)
+    assert float(loss_rows.mean()) == pytest.approx(total.item(), rel=1e-5)
+    # the vector form before unvectorizing computes the same
+    assert torch.allclose(E.evaluate(sb.expression(), params, {"x": x, "label": xor, "y": y}, backend="torch"),
+                          loss_rows, atol=1e-6)
+
+
+def test_two_layer_linear_model_evaluates_like_the_training_code():
+    from experiments import ill_conditioned as ic
+
+    X, y = ic.make_data(20, 1e3, 0, "cpu")
+    theta = torch.randn(ic.HIDDEN * ic.FEATURES + ic.HIDDEN, dtype=torch.float64)
+    W1, W2 = ic.unpack(theta)
+    program = E.unvectorize(ic.expression())
+    per_point = E.evaluate(program, {"W1": W1, "W2": W2}, {"x": X, "y": y}, backend="torch")
+    assert float(per_point.mean()) == pytest.approx(float(ic.loss_of(theta, X, y)), rel=1e-12)
+    tracer = Tracer()
+    tracer.record(0, {"W1": W1, "W2": W2})
+    assert set(E.placeholders(program)) == set(tracer.frame()["param"])
+
+
+# ---------------------------------------------------------------- the GP kernel (JAX)
+
+def gp_kernel():
+    """Matérn-5/2 ARD over numeric features times an exponential kernel over categoricals."""
+    x = E.var("x", (3,), FEATURES, element_format="{label}")
+    x2 = E.var("x2", (3,), FEATURES, display="x′", element_format="{label}′")
+    z = E.var("z", (2,), CATEGORIES, element_format="{label}")
+    z2 = E.var("z2", (2,), CATEGORIES, display="z′", element_format="{label}′")
+    ls = E.param("kernel.raw_lengthscale", (3,), FEATURES, transform="softplus", options={"log": True})
+    cat_ls = E.param("kernel.raw_cat_lengthscale", (2,), CATEGORIES, transform="softplus")
+    outputscale = E.param("kernel.raw_outputscale", transform="softplus")
+    r = E.sqrt(E.sum_(((x - x2) / ls) ** 2))
+    mismatch = E.sum_(E.ne(z, z2) / cat_ls)
+    return E.let(outputscale * E.matern52(r) * E.exp(-mismatch), {"r": r, "d_cat": mismatch}, "k")
+
+
+def gp_params(jnp):
+    return {"kernel": {"raw_lengthscale": jnp.array([0.3, -0.5, 1.2]),
+                       "raw_cat_lengthscale": jnp.array([0.1, 2.0]),
+                       "raw_outputscale": jnp.array(0.7)},
+            "likelihood": {"raw_noise": jnp.array(-2.0)}, "mean": {"constant": jnp.array(0.25)}}
+
+
+def test_gp_kernel_evaluates_like_a_hand_written_jax_kernel():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    p = gp_params(jnp)["kernel"]
+    rng = np.random.default_rng(0)
+    X, X2 = rng.normal(size=(5, 1, 3)), rng.normal(size=(1, 4, 3))
+    Z, Z2 = rng.integers(0, 3, size=(5, 1, 2)), rng.integers(0, 3, size=(1, 4, 2))
+
+    def by_hand(x, x2, z, z2):
+        ls = jax.nn.softplus(p["raw_lengthscale"])
+        r = jnp.sqrt(jnp.sum(((x - x2) / ls) ** 2, axis=-1))
+        matern = (1 + jnp.sqrt(5.0) * r + 5.0 / 3.0 * r ** 2) * jnp.exp(-jnp.sqrt(5.0) * r)
+        cat = jnp.exp(-jnp.sum((z != z2) / jax.nn.softplus(p["raw_cat_lengthscale"]), axis=-1))
+        return jax.nn.softplus(p["raw_outputscale"]) * matern * cat
+
+    expected = by_hand(X, X2, Z, Z2)
+    flat_params = {f"kernel.{k}": v for k, v in p.items()}
+    inputs = {"x": jnp.array(X), "x2": jnp.array(X2), "z": jnp.array(Z), "z2": jnp.array(Z2)}
+    got = E.evaluate(gp_kernel(), flat_params, inputs, backend="jax")
+    assert got.shape == (5, 4)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5)
+    # unvectorized and constrained, it still computes the same from the constrained values
+    shown = E.unvectorize(E.constrain(gp_kernel()))
+    constrained = {"kernel.lengthscale": jax.nn.softplus(p["raw_lengthscale"]),
+                   "kernel.cat_lengthscale": jax.nn.softplus(p["raw_cat_lengthscale"]),
+                   "kernel.outputscale": jax.nn.softplus(p["raw_outputscale"])}
+    np.testing.assert_allclose(np.asarray(E.evaluate(shown, constrained, inputs, backend="jax")),
+                               np.asarray(expected), rtol=1e-5)
+    np.testing.assert_allclose(E.evaluate(gp_kernel(), {k: np.asarray(v) for k, v in flat_params.items()},
+                                          {k: np.asarray(v) for k, v in inputs.items()}),
+                               np.asarray(expected), rtol=1e-5)
+
+
+def test_gp_template_placeholders_are_the_names_the_tracer_records_from_the_pytree():
+    jax = pytest.importorskip("jax")
+    kernel = gp_kernel()
+    tracer = Tracer()
+    params = gp_params(jax.numpy)
+    transforms = E.tracer_transforms(kernel, backend="jax")
+    assert transforms["kernel.raw_lengthscale"][0] == "kernel.lengthscale"
+    tracer.record_pytree(0, {"kernel": params["kernel"]}, transforms=transforms,
+                         labels={"kernel.lengthscale": FEATURES, "kernel.cat_lengthscale": CATEGORIES})
+    frame = tracer.frame()
+    text = E.to_template(E.unvectorize(E.constrain(kernel)))
+    assert set(E.template_placeholders(text)) == set(frame["param"])
+    assert "⟦kernel.lengthscale[log_lr] | log⟧" in text
+    assert "(optimizer != optimizer′) / ⟦kernel.cat_lengthscale[optimizer]⟧" in text
+    traced = frame.set_index("param")["value"]
+    assert traced["kernel.outputscale"] == pytest.approx(math.log1p(math.exp(0.7)), rel=1e-6)
+
+
+def test_gp_template_matches_a_torch_module_traced_with_the_same_transforms():
+    kernel = gp_kernel()
+
+    class Kernel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.raw_lengthscale = torch.nn.Parameter(torch.zeros(3))
+            self.raw_cat_lengthscale = torch.nn.Parameter(torch.zeros(2))
+            self.raw_outputscale = torch.nn.Parameter(torch.tensor(0.0))
+
+    module = torch.nn.Module()
+    module.kernel = Kernel()
+    tracer = Tracer()
+    tracer.record_module(0, module, transforms=E.tracer_transforms(kernel, backend="torch"),
+                         labels={"kernel.lengthscale": FEATURES, "kernel.cat_lengthscale": CATEGORIES})
+    assert set(E.placeholders(E.unvectorize(E.constrain(kernel)))) == set(tracer.frame()["param"])
