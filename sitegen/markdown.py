@@ -47,11 +47,16 @@ class Rendered:
 # ---------------------------------------------------------------------------------------------
 # math
 
-def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:
+@lru_cache(maxsize=4096)
+def _convert_math(latex: str, display: bool) -> str:
     from latex2mathml.converter import convert
 
+    return convert(latex, display="block" if display else "inline")
+
+
+def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:
     try:
-        return convert(latex, display="block" if display else "inline")
+        return _convert_math(latex, display)
     except Exception as exc:  # latex2mathml raises many types for bad input
         if ctx is not None:
             reason = str(exc) or type(exc).__name__
@@ -73,15 +78,21 @@ def _lexer(lang: str):
         return None
 
 
+@lru_cache(maxsize=1)
+def _formatter():
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(nowrap=True)  # building its style table costs more than highlighting a block
+
+
 def highlight(code: str, lang: str) -> str:
     from pygments import highlight as pyg_highlight
-    from pygments.formatters import HtmlFormatter
 
     lexer = _lexer(lang) if lang else None
     if lexer is None:
         cls = f' class="language-{escapeHtml(lang)}"' if lang else ""
         return f'<pre class="highlight"><code{cls}>{escapeHtml(code)}</code></pre>\n'
-    body = pyg_highlight(code, lexer, HtmlFormatter(nowrap=True))
+    body = pyg_highlight(code, lexer, _formatter())
     return f'<pre class="highlight"><code class="language-{escapeHtml(lang)}">{body}</code></pre>\n'
 
 
