@@ -1,0 +1,277 @@
+// The preview's live-reload client. `sitegen serve` adds it to every HTML page it serves, at
+// request time; it is never written into a built site (sitegen/static/ is what a site ships).
+//
+// It keeps one WebSocket to the server, which says after every rebuild which files changed:
+//   - this page, or a file it loaded, changed  -> reload, keeping the scroll position;
+//   - only stylesheets changed                 -> swap them in place, no reload;
+//   - the build failed                         -> an overlay lists every `path:line: message`,
+//                                                 and goes away once a build succeeds again.
+// A WebSocket rather than server-sent events: browsers allow only six HTTP/1.1 connections per
+// host, and each open tab would hold one of them for good.
+(() => {
+  "use strict";
+
+  const script = document.currentScript;
+  const served = {
+    build: Number(script?.dataset.build || 0),
+    session: script?.dataset.session || "",
+    status: Number(script?.dataset.status || 200),
+  };
+  const SCROLL_KEY = "sitegen-preview-scroll";
+  const overlayCss = new URL("/__sitegen/overlay.css", location.href).href;
+
+  let known = { build: served.build, session: served.session };
+  let retries = 0;
+  let offline = false;
+  let offlineTimer = 0;
+  let problems = [];
+  let policyWarnings = [];
+  let dismissedFor = "";
+
+  // -- scroll position ------------------------------------------------------------------------
+
+  function saveScroll() {
+    const max = document.documentElement.scrollHeight - window.innerHeight;
+    const state = {
+      path: location.pathname, x: window.scrollX, y: window.scrollY,
+      atBottom: window.scrollY > 0 && window.scrollY >= max - 40, time: Date.now(),
+    };
+    try { sessionStorage.setItem(SCROLL_KEY, JSON.stringify(state)); } catch (e) { /* private mode */ }
+  }
+
+  function restoreScroll() {
+    let state = null;
+    try { state = JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "null"); } catch (e) { return; }
+    try { sessionStorage.removeItem(SCROLL_KEY); } catch (e) { /* ignore */ }
+    if (!state || state.path !== location.pathname || Date.now() - state.time > 60000) return;
+    let userMoved = false;
+    const stop = () => { userMoved = true; };
+    for (const type of ["wheel", "touchstart", "keydown", "mousedown"]) {
+      window.addEventListener(type, stop, { once: true, passive: true });
+    }
+    const apply = () => {
+      if (userMoved) return;
+      const y = state.atBottom ? document.documentElement.scrollHeight : state.y;
+      window.scrollTo(state.x, y);
+    };
+    apply();
+    // Figures and images change the height after they load; put the reader back once more.
+    if (document.readyState === "complete") requestAnimationFrame(apply);
+    else window.addEventListener("load", () => requestAnimationFrame(apply), { once: true });
+  }
+
+  function reload() {
+    saveScroll();
+    if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+    location.reload();
+  }
+
+  // -- what a rebuild touched --------------------------------------------------------------------
+
+  function pagePaths() {
+    let path = location.pathname;
+    try { path = decodeURIComponent(path); } catch (e) { /* keep it encoded */ }
+    if (path.endsWith("/")) return [path + "index.html"];
+    return [path, path + "/index.html", path + ".html"];
+  }
+
+  function sameOriginPath(url) {
+    try {
+      const u = new URL(url, location.href);
+      if (u.origin !== location.origin) return null;
+      return decodeURIComponent(u.pathname);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function loadedFiles() {
+    const files = new Set();
+    for (const entry of performance.getEntriesByType("resource")) {
+      const p = sameOriginPath(entry.name);
+      if (p) files.add(p);
+    }
+    const selector = "img[src], script[src], link[rel~='stylesheet'][href], link[rel~='icon'][href], " +
+      "source[src], video[src], audio[src], track[src], iframe[src], embed[src], object[data]";
+    for (const el of document.querySelectorAll(selector)) {
+      const p = sameOriginPath(el.getAttribute("src") || el.getAttribute("href") || el.getAttribute("data"));
+      if (p) files.add(p);
+    }
+    return files;
+  }
+
+  function touchesThisPage(msg) {
+    if (msg.all) return true;
+    const changed = new Set([...(msg.written || []), ...(msg.removed || [])]);
+    if (served.status === 404 && changed.has("/404.html")) return true;
+    if (pagePaths().some((p) => changed.has(p))) return true;
+    const css = new Set(msg.cssOnly ? msg.css || [] : []);
+    for (const file of loadedFiles()) {
+      if (changed.has(file) && !css.has(file)) return true;
+    }
+    return false;
+  }
+
+  function swapStylesheets(urls) {
+    const wanted = new Set(urls);
+    for (const link of document.querySelectorAll("link[rel~='stylesheet'][href]")) {
+      const p = sameOriginPath(link.getAttribute("href"));
+      if (!p || !wanted.has(p)) continue;
+      const fresh = link.cloneNode();
+      fresh.href = p + "?v=" + Date.now();
+      fresh.addEventListener("load", () => link.remove(), { once: true });
+      fresh.addEventListener("error", () => fresh.remove(), { once: true });
+      link.after(fresh);
+    }
+  }
+
+  // -- the overlay -------------------------------------------------------------------------------
+
+  let host = null;
+
+  function problemKey(list) {
+    return list.map((p) => p.text).join("\n");
+  }
+
+  function render() {
+    const errors = problems.filter((p) => p.level === "error");
+    const warnings = errors.length ? problems.filter((p) => p.level !== "error") : [];
+    const shown = errors.length + policyWarnings.length;
+    const dismissed = dismissedFor === problemKey(errors.concat(policyWarnings));
+    if ((!shown || dismissed) && !offline) {
+      if (host) host.hidden = true;
+      return;
+    }
+    if (!host) {
+      host = document.createElement("sitegen-preview-overlay");
+      host.attachShadow({ mode: "open" });
+      document.body.append(host);
+    }
+    host.hidden = false;
+    const root = host.shadowRoot;
+    root.replaceChildren();
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = overlayCss;
+    if (!shown || dismissed) {
+      const pill = document.createElement("p");
+      pill.className = "offline";
+      pill.setAttribute("role", "status");
+      pill.textContent = "Preview server stopped; reconnecting\u2026";
+      root.append(link, pill);
+      return;
+    }
+    const panel = document.createElement("section");
+    panel.className = errors.length ? "panel failed" : "panel warned";
+    panel.setAttribute("role", "alert");
+    panel.setAttribute("aria-label", "sitegen preview");
+    const head = document.createElement("header");
+    const title = document.createElement("h2");
+    if (errors.length) {
+      title.textContent = `Build failed: ${errors.length} error${errors.length === 1 ? "" : "s"}`;
+    } else {
+      title.textContent = "This page breaks the site's Content-Security-Policy";
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.textContent = "Hide";
+    close.setAttribute("aria-label", "Hide until the next change");
+    close.addEventListener("click", () => {
+      dismissedFor = problemKey(errors.concat(policyWarnings));
+      render();
+    });
+    head.append(title, close);
+    panel.append(head);
+    if (errors.length) {
+      const note = document.createElement("p");
+      note.textContent = "The preview still shows the last good build. Fix the file and save; " +
+        "this message goes away by itself.";
+      panel.append(note);
+    }
+    const list = document.createElement("ol");
+    for (const p of errors.concat(warnings)) {
+      const item = document.createElement("li");
+      item.className = p.level === "error" ? "error" : "warning";
+      const code = document.createElement("code");
+      code.textContent = p.text;
+      item.append(code);
+      list.append(item);
+    }
+    for (const text of policyWarnings) {
+      const item = document.createElement("li");
+      item.className = "warning";
+      const code = document.createElement("code");
+      code.textContent = text;
+      item.append(code);
+      list.append(item);
+    }
+    panel.append(list);
+    root.append(link, panel);
+  }
+
+  function showProblems(list) {
+    problems = list || [];
+    render();
+  }
+
+  // Production serves `script-src 'self'` and friends; the preview sends the same policy, so a
+  // page that would break online says so here instead of failing silently.
+  document.addEventListener("securitypolicyviolation", (e) => {
+    if (e.disposition !== "enforce") return;
+    const where = e.sourceFile ? ` (${e.sourceFile}${e.lineNumber ? ":" + e.lineNumber : ""})` : "";
+    const what = e.blockedURI === "inline" ? "an inline script or style" :
+      e.blockedURI === "eval" ? "eval()" : e.blockedURI || "a resource";
+    const text = `blocked ${what} by ${e.effectiveDirective}${where}`;
+    if (!policyWarnings.includes(text) && policyWarnings.length < 20) {
+      policyWarnings.push(text);
+      render();
+    }
+  });
+
+  // -- the connection ------------------------------------------------------------------------------
+
+  function setOffline(value) {
+    clearTimeout(offlineTimer);
+    if (!value) {
+      if (offline) { offline = false; render(); }
+      return;
+    }
+    // A quick reconnect (a restarted server) should not flash a message.
+    offlineTimer = setTimeout(() => { offline = true; render(); }, 1500);
+  }
+
+  function handle(msg) {
+    if (msg.type === "hello") {
+      // A restarted server, or a build between serving this page and connecting: the page may
+      // be stale, and the message saying so was missed.
+      const restarted = Boolean(known.session) && msg.session !== known.session;
+      const missed = !restarted && msg.build > known.build;
+      known = { build: msg.build, session: msg.session };
+      showProblems(msg.problems);
+      if (restarted || missed) reload();
+    } else if (msg.type === "built") {
+      known.build = msg.build;
+      showProblems(msg.problems);
+      if (touchesThisPage(msg)) reload();
+      else if (msg.cssOnly && msg.css?.length) swapStylesheets(msg.css);
+    } else if (msg.type === "failed") {
+      showProblems(msg.problems);
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/__sitegen/ws`);
+    socket.addEventListener("open", () => { retries = 0; setOffline(false); });
+    socket.addEventListener("message", (e) => {
+      try { handle(JSON.parse(e.data)); } catch (err) { console.error("sitegen preview:", err); }
+    });
+    socket.addEventListener("close", () => {
+      setOffline(true);
+      setTimeout(connect, Math.min(5000, 200 * 2 ** retries++));
+    });
+  }
+
+  restoreScroll();
+  if ("WebSocket" in window) connect();
+})();
