@@ -330,9 +330,11 @@
           return;
         }
         const duration = Math.min(12000, Math.max(3000, steps.length * 40));
-        const from = state.frame, t0 = performance.now();
+        const from = state.frame;
+        let t0 = -1;
         const tick = (now) => {
           if (!state.playing) return;
+          if (t0 < 0) t0 = now; // a frame's timestamp may precede performance.now() at the click
           state.frame = Math.min(last, from + Math.floor(((now - t0) / duration) * (last + 1)));
           showStep();
           draw();
