@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="sitegen-bench-"))
     if root.exists():
-        shutil.rmtree(root)
+        shutil.rmtree(root, ignore_errors=True)
     generate_site(root, args.n)
     sitegen = [sys.executable, "-m", "sitegen", "build"]
     cold = timed(sitegen + ["--no-cache"], root)
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"rebuild, nothing changed: {warm:6.2f} s  ({warm / cold:.0%} of cold)")
     print(f"rebuild after one edit:   {edit:6.2f} s  ({edit / cold:.0%} of cold)")
     if not args.keep:
-        shutil.rmtree(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

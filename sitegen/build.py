@@ -118,16 +118,25 @@ def _parse_post(post: Post, root: Path, md_targets: dict[str, str]) -> Parsed:
     )
 
 
-def _parse_index(i: int) -> tuple[int, Parsed | None, Problem | None]:
+def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
+    """Parse a post if it changed, then render its page: the per-post work, run in a worker."""
+    i, need_parse = job
     post = _WORK["posts"][i]
     try:
-        return i, _parse_post(post, _WORK["root"], _WORK["md_targets"]), None
+        if need_parse:
+            parsed = _parse_post(post, _WORK["root"], _WORK["md_targets"])
+            parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
+                                 sorted(parsed.md_links.items()), _WORK["version"])
+        else:
+            parsed = _WORK["parsed"][post.rel][1]
+        page, problems = _WORK["renderer"].render_post_page(post, parsed)
+        return i, (parsed if need_parse else None), page, problems
     except Exception as exc:  # a bug of ours must not hide the other posts' results
         import traceback
 
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return i, None, Problem(post.rel, None, f"internal error while rendering: {detail} "
-                                                "(please report this with the post attached)")
+        return i, None, None, [Problem(post.rel, None, f"internal error while rendering: {detail} "
+                                                       "(please report this with the post attached)")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +208,8 @@ class Builder:
 
         renderer = Renderer(self, config, posts, out_dir, report)
         renderer.check_layouts()
-        parsed_now = self._parse_all(posts, report)
+        renderer.prepare()
+        parsed_now = self._process_posts(posts, renderer, report)
         pages = renderer.render_all()
         self._check_links(pages, report)
 
@@ -259,25 +269,30 @@ class Builder:
     def _md_targets(self, posts: list[Post]) -> dict[str, str]:
         return {str(p.source.resolve()): p.url for p in posts}
 
-    def _parse_all(self, posts: list[Post], report: Report) -> list[str]:
+    def _process_posts(self, posts: list[Post], renderer, report: Report) -> list[str]:
+        """Parse the posts that changed and render the post pages whose inputs changed, in workers."""
         md_targets = self._md_targets(posts)
         parsed_cache = self.cache["parsed"]
-        todo = []
+        jobs = []
         for i, post in enumerate(posts):
             hit = parsed_cache.get(post.rel)
             if hit is not None and self._parsed_valid(post, hit, md_targets):
-                continue
-            todo.append(i)
-        if todo:
-            for i, parsed, crash in self._run_parse(posts, todo, md_targets):
+                if not renderer.reuse_post_page(post, hit[1]):
+                    jobs.append((i, False))
+            else:
+                jobs.append((i, True))
+        parsed_now = []
+        if jobs:
+            for i, parsed, page, problems in self._run_jobs(posts, jobs, md_targets, renderer):
                 post = posts[i]
-                if crash is not None:
-                    report.add(crash)
-                    parsed_cache.pop(post.rel, None)
-                    continue
-                parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
-                                     sorted(parsed.md_links.items()), self.cache["version"])
-                parsed_cache[post.rel] = (self._post_stamp(post), parsed)
+                report.extend(problems)
+                if parsed is not None:
+                    parsed_cache[post.rel] = (self._post_stamp(post), parsed)
+                    parsed_now.append(post.rel)
+                elif page is None:
+                    parsed_cache.pop(post.rel, None)  # crashed: parse it again next time
+                if page is not None:
+                    renderer.add_post_page(post, page)
         live = {p.rel for p in posts}
         for rel in set(parsed_cache) - live:
             del parsed_cache[rel]
@@ -285,7 +300,7 @@ class Builder:
             entry = parsed_cache.get(post.rel)
             if entry:
                 report.extend(entry[1].problems)
-        return [posts[i].rel for i in todo]
+        return sorted(parsed_now)
 
     def _post_stamp(self, post: Post):
         return (_stamp(post.source), post.line_offset)
@@ -298,19 +313,20 @@ class Builder:
             return False
         return all(md_targets.get(src) == url for src, url in parsed.md_links.items())
 
-    def _run_parse(self, posts, todo, md_targets):
-        _WORK.update(posts=posts, root=self.root, md_targets=md_targets)
+    def _run_jobs(self, posts, jobs, md_targets, renderer):
+        _WORK.update(posts=posts, root=self.root, md_targets=md_targets, renderer=renderer,
+                     parsed=self.cache["parsed"], version=self.cache["version"])
         try:
-            if self.workers > 1 and len(todo) >= PARALLEL_THRESHOLD and sys.platform != "win32":
+            if self.workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and sys.platform != "win32":
                 import multiprocessing as mp
 
                 ctx = mp.get_context("fork")
-                chunk = max(1, len(todo) // (self.workers * 8))
+                chunk = max(1, len(jobs) // (self.workers * 8))
                 with ctx.Pool(self.workers) as pool:
-                    yield from pool.imap_unordered(_parse_index, todo, chunksize=chunk)
+                    yield from pool.imap_unordered(_post_job, jobs, chunksize=chunk)
             else:
-                for i in todo:
-                    yield _parse_index(i)
+                for job in jobs:
+                    yield _post_job(job)
         finally:
             _WORK.clear()
 
@@ -419,7 +435,7 @@ class Builder:
             os.rename(out_dir, old)
         os.rename(tmp_dir, out_dir)
         if old.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_in_background(old)
         return written, sorted(set(old_pages) - set(pages))
 
     # -- for the preview server -----------------------------------------------------------------------
@@ -434,6 +450,18 @@ class Builder:
         if rel.name == CONFIG_NAME:
             return "config"
         return {"content": "post", "data": "data", "templates": "template", "static": "static"}.get(top, "other")
+
+
+def _remove_in_background(path: Path) -> None:
+    """Delete the replaced site without making the user wait: unlinking thousands of files can take
+    seconds on a busy disk, and the new site is already in place."""
+    if sys.platform != "win32" and shutil.which("rm"):
+        import subprocess
+
+        subprocess.Popen(["rm", "-rf", "--", str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _prune_empty_dirs(root: Path) -> None:

@@ -157,49 +157,88 @@ class Renderer:
     # -- output helpers ------------------------------------------------------------------------------------
     def _emit(self, rel: str, key: str, produce, source: str | None = None, binary: bool = False,
               link_lines=None) -> None:
+        if self._reuse(rel, key):
+            return
+        data = produce()
+        if data is not None:
+            self.pages[rel] = _page_out(rel, key, data, source, link_lines, binary)
+
+    def _reuse(self, rel: str, key: str) -> bool:
+        """Keep last build's file when its inputs did not change."""
         old = self.old_pages.get(rel)
         if old is not None and old[0] == key and self._old_exists(rel):
             self.pages[rel] = PageOut(key, None, old[1], old[2], old[3])
-            return
-        data = produce()
-        if data is None:
-            return
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        links, ids = [], frozenset()
-        if not binary and rel.endswith(".html"):
-            text = data.decode("utf-8")
-            ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
-            links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
-        self.pages[rel] = PageOut(key, data, links, ids, source)
+            return True
+        return False
 
     def _old_exists(self, rel: str) -> bool:
         return self.builder.cache.get("out_dir") == str(self.out_dir) and (self.out_dir / rel).exists()
 
     # -- pages ----------------------------------------------------------------------------------------------
-    def render_all(self) -> dict[str, PageOut]:
+    def prepare(self) -> None:
+        """Everything post pages need to know about the whole site, before any is rendered."""
         self.collect_assets()
+        self.listed = sorted([p for p in self.posts if p.listed or (self.builder.drafts and p.draft)],
+                             key=_sort_key)
+        self.sorted_posts = sorted(self.posts, key=_sort_key)
+        self.base_key = (self.template_digest, self.config_digest, _digest(sorted(self.assets.items())))
+        self.neighbours = {}
+        for i, post in enumerate(self.listed):
+            newer = self.listed[i - 1] if i > 0 else None
+            older = self.listed[i + 1] if i + 1 < len(self.listed) else None
+            self.neighbours[post.rel] = (_neighbour(newer), _neighbour(older))
+
+    def post_page_key(self, post, pp) -> str:
+        return _digest(self.base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
+                       post.authors, post.tags, post.layout, post.draft, post.under_construction,
+                       post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
+                       self.neighbours.get(post.rel))
+
+    def reuse_post_page(self, post, pp) -> bool:
+        return self._reuse(f"{post.slug}/index.html", self.post_page_key(post, pp))
+
+    def render_post_page(self, post, pp) -> tuple[PageOut | None, list[Problem]]:
+        """Render one post's page. Runs in worker processes, so problems are returned, not reported."""
+        from sitegen.errors import Report
+
+        self.report = Report()
+        newer, older = self.neighbours.get(post.rel, (None, None))
+        summary = post.summary if post.summary is not None else _text(pp.excerpt_html)
+        html = self._render(
+            f"{post.layout}.html", post.rel, post=post, content=Markup(pp.html), toc=pp.toc,
+            summary=summary, newer=newer, older=older,
+            **self._page_common(post.url, post.title, summary, pp.scripts),
+        )
+        if html is None:
+            return None, self.report.problems
+        body_lines = post.body.split("\n")
+
+        def link_line(href):
+            for i, line in enumerate(body_lines):
+                if href in line:
+                    return i + 1 + post.line_offset
+            return None
+
+        page = _page_out(f"{post.slug}/index.html", self.post_page_key(post, pp), html, post.rel, link_line, False)
+        return page, self.report.problems
+
+    def add_post_page(self, post, page: PageOut) -> None:
+        self.pages[f"{post.slug}/index.html"] = page
+
+    def render_all(self) -> dict[str, PageOut]:
+        """Every page but the post pages themselves (see render_post_page), and the posts' files."""
         parsed = {rel: entry[1] for rel, entry in self.builder.cache["parsed"].items()}
-        listed = sorted([p for p in self.posts if p.listed or (self.builder.drafts and p.draft)],
-                        key=_sort_key)
-        posts = sorted(self.posts, key=_sort_key)
-        order = {p.rel: i for i, p in enumerate(listed)}
-        assets_key = _digest(sorted(self.assets.items()))
-        base_key = (self.template_digest, self.config_digest, assets_key)
-        for post in posts:
+        for post in self.sorted_posts:
             pp = parsed.get(post.rel)
-            if pp is None:
-                continue
-            i = order.get(post.rel)
-            newer = listed[i - 1] if i is not None and i > 0 else None
-            older = listed[i + 1] if i is not None and i + 1 < len(listed) else None
-            self._post_page(post, pp, newer, older, base_key)
-        entries = [(p, parsed.get(p.rel)) for p in listed]
+            if pp is not None:
+                self._post_files(post, pp)
+        entries = [(p, parsed.get(p.rel)) for p in self.listed]
         entries = [(p, pp) for p, pp in entries if pp is not None]
+        base_key = self.base_key
         self._index_pages(entries, base_key)
         self._tag_pages(entries, base_key)
         self._feed(entries, base_key)
-        self._sitemap(posts, base_key)
+        self._sitemap(self.sorted_posts, base_key)
         self._simple("404.html", "404.html", base_key, page_url="/404.html")
         self._emit("robots.txt", _digest(base_key, "robots"),
                    lambda: f"User-agent: *\nAllow: /\nSitemap: {self.config.absolute('sitemap.xml')}\n")
@@ -212,32 +251,7 @@ class Renderer:
             "scripts": [self.asset_url(s) for s in scripts], "preview": self.builder.preview,
         }
 
-    def _post_page(self, post, pp, newer, older, base_key) -> None:
-        def neighbour(p):
-            return {"url": p.url, "title": p.title} if p else None
-
-        summary = post.summary if post.summary is not None else _text(pp.excerpt_html)
-        key = _digest(base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
-                      post.authors, post.tags, post.layout, post.draft, post.under_construction,
-                      post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
-                      neighbour(newer), neighbour(older))
-        rel = f"{post.slug}/index.html"
-        body_lines = post.body.split("\n")
-
-        def link_line(href):
-            for i, line in enumerate(body_lines):
-                if href in line:
-                    return i + 1 + post.line_offset
-            return None
-
-        def produce():
-            return self._render(
-                f"{post.layout}.html", post.rel, post=post, content=Markup(pp.html), toc=pp.toc,
-                summary=summary, newer=neighbour(newer), older=neighbour(older),
-                **self._page_common(post.url, post.title, summary, pp.scripts),
-            )
-
-        self._emit(rel, key, produce, source=post.rel, link_lines=link_line)
+    def _post_files(self, post, pp) -> None:
         for name, data in pp.files.items():
             self._emit(f"{post.slug}/{name}", _digest(data), lambda data=data: data, binary=True)
         if post.is_bundle:
@@ -318,6 +332,22 @@ class Renderer:
     def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
         self._emit(rel, _digest(base_key, rel), lambda: self._render(
             template, rel, **self._page_common(page_url, "Page not found", self.config.description)))
+
+
+def _neighbour(post):
+    return {"url": post.url, "title": post.title} if post else None
+
+
+def _page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
+    """An output file plus what the link checker needs: its ids and its links (with source lines)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    links, ids = [], frozenset()
+    if not binary and rel.endswith(".html"):
+        text = data.decode("utf-8")
+        ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
+        links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
+    return PageOut(key, data, links, ids, source)
 
 
 def _sort_key(post):
