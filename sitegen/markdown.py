@@ -91,9 +91,9 @@ def highlight(code: str, lang: str) -> str:
     lexer = _lexer(lang) if lang else None
     if lexer is None:
         cls = f' class="language-{escapeHtml(lang)}"' if lang else ""
-        return f'<pre class="highlight"><code{cls}>{escapeHtml(code)}</code></pre>\n'
+        return f'<pre class="highlight" tabindex="0"><code{cls}>{escapeHtml(code)}</code></pre>\n'
     body = pyg_highlight(code, lexer, _formatter())
-    return f'<pre class="highlight"><code class="language-{escapeHtml(lang)}">{body}</code></pre>\n'
+    return f'<pre class="highlight" tabindex="0"><code class="language-{escapeHtml(lang)}">{body}</code></pre>\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +216,8 @@ def _math_inline(self, tokens, idx, options, env):
 def _math_block(self, tokens, idx, options, env):
     t = tokens[idx]
     line = (t.map[0] + 1 + env.get("line_offset", 0)) if t.map else None
-    return f'<div class="math-display">{_math_html(t.content, True, env.get("ctx"), line)}</div>\n'
+    # tabindex: a wide formula scrolls sideways, and keyboard users must be able to scroll it too
+    return f'<div class="math-display" tabindex="0">{_math_html(t.content, True, env.get("ctx"), line)}</div>\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,8 +234,8 @@ def _footnote_ref(self, tokens, idx, options, env):
     # shown in the margin on wide screens and toggled by a CSS-only checkbox on narrow ones.
     toggle = f"sn-{n}{sub.replace(':', '-')}"
     return (f'<sup class="footnote-ref"><a href="#fn-{n}" id="{ref_id}">{n}</a></sup>'
-            f'<label for="{toggle}" class="sidenote-toggle" aria-label="Show note {n}">&#8853;</label>'
-            f'<input type="checkbox" id="{toggle}" class="sidenote-switch">'
+            f'<label for="{toggle}" class="sidenote-toggle" title="Show note {n}">&#8853;</label>'
+            f'<input type="checkbox" id="{toggle}" class="sidenote-switch" aria-label="Show note {n}">'
             f'<span class="sidenote" role="note"><span class="sidenote-number">{n}</span> {note_html}</span>')
 
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from sitegen.build import Builder
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
