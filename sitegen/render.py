@@ -134,7 +134,9 @@ class Renderer:
         for name, path in sources.items():
             data = path.read_bytes()
             p = Path(name)
-            if p.suffix in ASSET_TYPES:
+            # The preview keeps plain names, so a stylesheet edit rewrites only the stylesheet
+            # (no page changes its <link>) and the open tab can swap it without reloading.
+            if p.suffix in ASSET_TYPES and not self.builder.preview:
                 fingerprint = hashlib.sha256(data).hexdigest()[:10]
                 out = f"static/{p.with_name(f'{p.stem}.{fingerprint}{p.suffix}')}"
             else:

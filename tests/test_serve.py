@@ -1,0 +1,737 @@
+"""The preview server, end to end: a real server on a free port over a temporary site, real files
+edited on disk, a real WebSocket client listening the way the browser's reload script does.
+
+Nothing here measures time; waits have generous deadlines and end as soon as the awaited thing
+happens (benchmarks live in bench/serve_latency.py).
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sitegen.build import Builder
+from sitegen.serve import (PreviewServer, PortInUse, content_type, inject, is_editor_noise, locate,
+                           ws_frame)
+
+REPO = Path(__file__).resolve().parent.parent
+WAIT = 30  # seconds: a deadline for things that normally take milliseconds
+
+
+# ---------------------------------------------------------------------------------------------
+# a WebSocket client, as small as the browser's side needs
+
+class Client:
+    def __init__(self, port: int, origin: str | None = None, host: str | None = None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET /__sitegen/ws HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}",
+                 "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                 "Sec-WebSocket-Version: 13"]
+        if origin:
+            lines.append(f"Origin: {origin}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        head, _, self.buf = buf.partition(b"\r\n\r\n")
+        self.status = int(head.split()[1]) if head else 0
+        self.messages: list[dict] = []
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self, timeout: float = WAIT) -> dict:
+        self.sock.settimeout(timeout)
+        while True:
+            b1, b2 = self._exact(2)
+            n = b2 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", self._exact(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", self._exact(8))[0]
+            payload = self._exact(n)
+            opcode = b1 & 0x0F
+            if opcode == 0x1:
+                msg = json.loads(payload)
+                self.messages.append(msg)
+                return msg
+            if opcode == 0x8:
+                raise ConnectionError("server sent close")
+            if opcode == 0x9:
+                self.send(payload, 0xA)
+
+    def until(self, pred, timeout: float = WAIT) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            if pred(msg):
+                return msg
+
+    def send(self, payload: bytes, opcode: int = 0x1) -> None:
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode, 0x80 | n])
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def built(msg):
+    return msg["type"] == "built"
+
+
+def failed(msg):
+    return msg["type"] == "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+POST = """\
+---
+title: {title}
+date: {date}
+tags: [{tag}]
+---
+
+{body}
+"""
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_site(root: Path) -> Path:
+    write(root, "sitegen.toml", 'title = "Preview test"\n')
+    write(root, "content/alpha.md", POST.format(title="Alpha", date="2024-01-01", tag="greek",
+                                                body="Alpha's first paragraph.\n\nMore about alpha."))
+    write(root, "content/beta.md", POST.format(title="Beta", date="2024-01-02", tag="greek",
+                                               body="Beta's first paragraph."))
+    write(root, "content/gamma.md", POST.format(title="Gamma", date="2024-01-03", tag="greek",
+                                                body="Gamma's first paragraph."))
+    write(root, "data/table.csv", "x,y\n1,2\n2,4\n3,8\n")
+    write(root, "content/charted.md", POST.format(title="Charted", date="2024-01-04", tag="data", body=textwrap.dedent("""\
+        A chart of the table.
+
+        ```{chart} data/table.csv
+        :x: x
+        :y: y
+        :caption: y against x.
+        ```
+        """)))
+    write(root, "static/extra.css", "body { margin: 0; }\n")
+    return root
+
+
+class Preview:
+    """A started PreviewServer plus helpers to talk to it."""
+
+    def __init__(self, root: Path, **kwargs):
+        self.root = root
+        self.lines: list[str] = []
+        self.server = PreviewServer(root, port=0, log=self.lines.append, **kwargs).start()
+        self.port = self.server.port
+
+    def get(self, path: str, headers: dict | None = None, method: str = "GET"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        return resp.status, dict(resp.getheaders()), body
+
+    def raw(self, request: bytes) -> bytes:
+        """Send bytes exactly as given (no client-side path normalisation) and read the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
+            s.sendall(request)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def client(self, **kwargs) -> Client:
+        c = Client(self.port, **kwargs)
+        assert c.status == 101
+        hello = c.recv()
+        assert hello["type"] == "hello"
+        return c
+
+    def seen(self, *paths: Path) -> None:
+        """Wait until the watcher has passed on every event so far in the folders of ``paths``.
+
+        A hidden marker file is ignored as editor noise but still passes through the watcher, and
+        events from one folder arrive in order, so once the marker is seen nothing is in flight.
+        """
+        for folder in {p.parent for p in paths} or {self.root / "content"}:
+            marker = folder / f".settle-{time.monotonic_ns()}"
+            seen = self.server.watcher.expect(str(marker))
+            marker.write_text("")
+            assert seen.wait(WAIT), "the watcher never reported the marker file"
+            marker.unlink()
+
+    def settle(self, *paths: Path) -> None:
+        """Wait until every event so far has arrived and no rebuild is pending or running."""
+        self.seen(*paths)
+        assert self.server.wait_idle(WAIT)
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.fixture
+def preview(tmp_path):
+    p = Preview(make_site(tmp_path / "site"))
+    yield p
+    p.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers
+
+def test_locate_refuses_everything_outside_the_output(tmp_path):
+    out = tmp_path / "out"
+    write(out, "index.html", "home")
+    write(out, "post/index.html", "post")
+    write(out, "static/style.css", "css")
+    write(tmp_path, "secret.txt", "secret")
+    (out / "leak").symlink_to(tmp_path / "secret.txt")
+    (out / "leakdir").symlink_to(tmp_path, target_is_directory=True)
+    real = os.path.realpath(out)
+    for target in ["/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt", "/..%2fsecret.txt",
+                   "/post/../../secret.txt", "/post/%2e%2e/%2e%2e/secret.txt", "/leak", "/leakdir/secret.txt",
+                   "/leakdir/", "//etc/passwd", "/etc/passwd", "/..\\secret.txt", "/%00", "/.hidden",
+                   "/static/", "/nothing-here", "http://127.0.0.1/../secret.txt", "/%ff%fe"]:
+        assert locate(real, target) == ("missing", None), target
+    assert locate(real, "/") == ("file", os.path.join(real, "index.html"))
+    assert locate(real, "/post/") == ("file", os.path.join(real, "post", "index.html"))
+    assert locate(real, "/post") == ("redirect", "/post/")
+    assert locate(real, "/post?x=1") == ("redirect", "/post/?x=1")
+    assert locate(real, "//post") == ("redirect", "/post/")  # never '//post/', another host to a browser
+    assert locate(real, "/static/style.css") == ("file", os.path.join(real, "static", "style.css"))
+
+
+def test_editor_noise_is_recognised():
+    noise = ["4913", "5036", ".post.md.swp", ".post.md.swx", ".#post.md", "#post.md#", "post.md~",
+             ".goutputstream-X1Y2", "post.md___jb_tmp___", "post.md___jb_old___", "post.md.tmp",
+             ".index.html.tmp123", ".DS_Store", "post.md.kate-swp", "post.md.crswap"]
+    for name in noise:
+        assert is_editor_noise(name), name
+    for name in ["post.md", "index.md", "table.parquet", "style.css", "post.html", "2024-01-01-x.md"]:
+        assert not is_editor_noise(name), name
+
+
+def test_content_types():
+    assert content_type("a/t.parquet") == "application/vnd.apache.parquet"
+    assert content_type("a.json") == "application/json"
+    assert content_type("a.svg") == "image/svg+xml"
+    assert content_type("a.wasm") == "application/wasm"
+    assert content_type("feed.xml").startswith("application/xml")
+    assert content_type("fig.0123456789.bin") == "application/octet-stream"
+    assert content_type("a.html") == "text/html; charset=utf-8"
+    assert content_type("a.JS").startswith("text/javascript")
+    assert content_type("no-suffix") == "application/octet-stream"
+
+
+def test_inject_goes_before_the_last_body_end():
+    page = b"<html><body><p>&lt;/body&gt; in text</p></BODY></html>"
+    assert inject(page, b"<script></script>") == b"<html><body><p>&lt;/body&gt; in text</p><script></script></BODY></html>"
+    assert inject(b"<p>fragment", b"<s>") == b"<p>fragment<s>"
+
+
+# ---------------------------------------------------------------------------------------------
+# serving
+
+def test_pages_are_served_with_the_reload_client_which_never_reaches_the_output(preview):
+    status, headers, body = preview.get("/alpha/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b'<script src="/__sitegen/reload.js"' in body
+    assert body.index(b"reload.js") < body.rindex(b"</body>")
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert b"Alpha's first paragraph" in body or b"Alpha&#x27;s first paragraph" in body \
+        or b"Alpha\xe2\x80\x99s first paragraph" in body
+    # the output folder holds the page as built: no trace of the preview client
+    out = preview.server.out_dir
+    for page in out.rglob("*.html"):
+        assert "__sitegen" not in page.read_text(encoding="utf-8"), page
+    assert not (preview.root / "_site").exists(), "the preview must not write the real output folder"
+    status, headers, js = preview.get("/__sitegen/reload.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert b"WebSocket" in js
+    assert not any((REPO / "sitegen" / "static").glob("reload*")), "preview code would ship with every site"
+
+
+def test_a_built_site_has_no_preview_code(tmp_path):
+    root = make_site(tmp_path / "site")
+    Builder(root, use_cache=False).build()
+    for path in (root / "_site").rglob("*"):
+        if path.is_file():
+            assert b"__sitegen" not in path.read_bytes(), path
+
+
+def test_traversal_and_listing_attempts_get_404(preview, tmp_path):
+    write(preview.root, "secret.txt", "TOP SECRET")
+    out = preview.server.out_dir
+    (out / "escape").symlink_to(preview.root / "secret.txt")
+    for target in ["/../secret.txt", "/../../secret.txt", "/%2e%2e/secret.txt", "/%2e%2e%2fsecret.txt",
+                   "/alpha/..%2f..%2fsecret.txt", "/escape", "//etc/passwd", "/etc/passwd",
+                   "http://127.0.0.1/../secret.txt", "/static/", "/alpha/../../sitegen.toml"]:
+        reply = preview.raw(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        assert reply.startswith(b"HTTP/1.1 404"), (target, reply[:80])
+        assert b"TOP SECRET" not in reply and b"root:" not in reply, target
+        assert b"Directory listing" not in reply
+
+
+def test_folders_redirect_to_their_slash_and_missing_pages_get_the_404_page(preview):
+    status, headers, _ = preview.get("/alpha")
+    assert status == 301 and headers["Location"] == "/alpha/"
+    status, headers, body = preview.get("/no-such-post/")
+    assert status == 404
+    assert b"reload.js" in body and b'data-status="404"' in body
+    assert any("404 /no-such-post/" in line for line in preview.lines)
+
+
+def test_content_types_of_served_files(preview):
+    root = preview.root
+    write(root, "content/bundle/index.md", POST.format(title="Bundle", date="2024-02-01", tag="x", body="Files."))
+    for name, data in [("t.parquet", b"PAR1...."), ("d.json", b"{}"), ("f.svg", b"<svg/>"),
+                       ("m.wasm", b"\0asm"), ("x.bin", b"\1\2"), ("n.xml", b"<a/>")]:
+        (root / "content" / "bundle" / name).write_bytes(data)
+    client = preview.client()
+    client.until(lambda m: built(m) and "/bundle/index.html" in m["written"])
+    expected = {"t.parquet": "application/vnd.apache.parquet", "d.json": "application/json",
+                "f.svg": "image/svg+xml", "m.wasm": "application/wasm", "x.bin": "application/octet-stream",
+                "n.xml": "application/xml; charset=utf-8"}
+    for name, ctype in expected.items():
+        status, headers, _ = preview.get(f"/bundle/{name}")
+        assert status == 200, name
+        assert headers["Content-Type"] == ctype, name
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    status, headers, _ = preview.get("/feed.xml")
+    assert status == 200 and headers["Content-Type"].startswith("application/xml")
+
+
+def test_head_range_and_revalidation(preview):
+    write(preview.root, "content/bundle/index.md", POST.format(title="Bundle", date="2024-02-01", tag="x", body="x"))
+    (preview.root / "content" / "bundle" / "blob.bin").write_bytes(bytes(range(100)))
+    client = preview.client()
+    client.until(lambda m: built(m) and "/bundle/blob.bin" in m["written"])
+    status, headers, body = preview.get("/bundle/blob.bin", method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Length"] == "100"
+    status, headers, body = preview.get("/bundle/blob.bin", {"Range": "bytes=10-19"})
+    assert status == 206 and body == bytes(range(10, 20))
+    assert headers["Content-Range"] == "bytes 10-19/100"
+    status, _, body = preview.get("/bundle/blob.bin", {"Range": "bytes=-5"})
+    assert status == 206 and body == bytes(range(95, 100))
+    status, _, _ = preview.get("/bundle/blob.bin", {"Range": "bytes=500-"})
+    assert status == 416
+    status, headers, _ = preview.get("/bundle/blob.bin")
+    status, _, body = preview.get("/bundle/blob.bin", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and body == b""
+
+
+def test_other_hosts_and_origins_are_refused(preview):
+    status, _, body = preview.get("/alpha/", {"Host": "attacker.example"})
+    assert status == 403 and b"Alpha" not in body
+    assert preview.get("/alpha/", {"Host": "localhost:1234"})[0] == 200
+    evil = Client(preview.port, origin="http://attacker.example")
+    assert evil.status == 403
+    evil.close()
+    ok = Client(preview.port, origin=f"http://localhost:{preview.port}")
+    assert ok.status == 101
+    ok.close()
+    assert preview.get("/alpha/", method="POST")[0] == 405
+
+
+# ---------------------------------------------------------------------------------------------
+# rebuilding and reloading
+
+def test_editing_a_post_rebuilds_only_that_post_and_reloads_the_tab(preview):
+    client = preview.client()
+    path = preview.root / "content" / "beta.md"
+    path.write_text(path.read_text().replace("Beta's first paragraph.", "Beta, edited on disk."))
+    msg = client.until(built)
+    assert "/beta/index.html" in msg["written"]
+    assert "/alpha/index.html" not in msg["written"]
+    assert msg["problems"] == []
+    last = preview.server.history[-1]
+    assert last["parsed"] == ["content/beta.md"]
+    assert last["changed"] == [str(path)]
+    status, _, body = preview.get("/beta/")
+    assert b"Beta, edited on disk." in body
+    # the index lists the post with its new excerpt
+    assert "/index.html" in msg["written"]
+    assert preview.server.wait_idle(WAIT)
+    assert any("content/beta.md -> wrote /beta/" in line for line in preview.lines)
+
+
+def test_a_broken_save_keeps_the_last_good_page_and_reports_every_error_until_fixed(preview):
+    client = preview.client()
+    path = preview.root / "content" / "alpha.md"
+    good = path.read_text()
+    broken = good + "\n```{chrat} data/table.csv\n:x: x\n```\n\n```{nonsense}\n```\n"
+    path.write_text(broken)
+    msg = client.until(failed)
+    texts = [p["text"] for p in msg["problems"]]
+    lines = broken.split("\n")
+    line_a = lines.index("```{chrat} data/table.csv") + 1
+    line_b = lines.index("```{nonsense}") + 1
+    assert any(t.startswith(f"content/alpha.md:{line_a}: ") and "chrat" in t for t in texts), texts
+    assert any(t.startswith(f"content/alpha.md:{line_b}: ") and "nonsense" in t for t in texts), texts
+    assert preview.server.wait_idle(WAIT)  # the tab hears first, the terminal right after
+    for text in texts:  # the terminal says the same
+        assert any(text in line for line in preview.lines), text
+    status, _, body = preview.get("/alpha/")
+    assert status == 200 and b"More about alpha" in body and b"chrat" not in body
+    # a tab opened now learns about the failure at once
+    late = Client(preview.port)
+    hello = late.recv()
+    assert [p["text"] for p in hello["problems"]] == texts
+    late.close()
+    status, _, body = preview.get("/__sitegen/status")
+    assert json.loads(body)["ok"] is False
+    path.write_text(good.replace("More about alpha.", "Fixed again."))
+    msg = client.until(built)
+    assert msg["problems"] == []
+    assert "/alpha/index.html" in msg["written"]
+    assert b"Fixed again." in preview.get("/alpha/")[2]
+    assert preview.server.wait_idle(WAIT)
+    assert any("fixed" in line for line in preview.lines)
+
+
+def test_deleting_a_post_removes_its_page(preview):
+    client = preview.client()
+    (preview.root / "content" / "gamma.md").unlink()
+    msg = client.until(built)
+    assert "/gamma/index.html" in msg["removed"]
+    assert preview.get("/gamma/")[0] == 404
+    assert b"/gamma/" not in preview.get("/")[2]
+
+
+def test_new_and_renamed_posts(preview):
+    client = preview.client()
+    write(preview.root, "content/delta.md", POST.format(title="Delta", date="2024-03-01", tag="greek", body="New."))
+    msg = client.until(built)
+    assert "/delta/index.html" in msg["written"]
+    os.rename(preview.root / "content" / "delta.md", preview.root / "content" / "epsilon.md")
+    msg = client.until(built)
+    assert "/epsilon/index.html" in msg["written"] and "/delta/index.html" in msg["removed"]
+    assert preview.get("/epsilon/")[0] == 200 and preview.get("/delta/")[0] == 404
+
+
+def test_editing_a_data_table_rebuilds_the_pages_that_use_it(preview):
+    client = preview.client()
+    write(preview.root, "data/table.csv", "x,y\n1,2\n2,4\n3,9\n4,16\n")
+    msg = client.until(built)
+    assert "/charted/index.html" in msg["written"]
+    last = preview.server.history[-1]
+    assert last["parsed"] == ["content/charted.md"]
+    assert "/alpha/index.html" not in msg["written"]
+
+
+def test_editing_a_template_rebuilds_the_pages_that_use_it(preview):
+    client = preview.client()
+    base = (REPO / "sitegen" / "templates" / "post.html").read_text()
+    write(preview.root, "templates/post.html", base.replace("{% block main %}", "{% block main %}<p>TEMPLATE EDIT</p>", 1))
+    msg = client.until(built)
+    assert {"/alpha/index.html", "/beta/index.html"} <= set(msg["written"])
+    assert b"TEMPLATE EDIT" in preview.get("/beta/")[2]
+    assert b"TEMPLATE EDIT" not in preview.get("/tags/")[2]
+
+
+def test_a_config_change_rebuilds_everything(preview):
+    client = preview.client()
+    write(preview.root, "sitegen.toml", 'title = "Renamed site"\n')
+    msg = client.until(built)
+    assert msg.get("all") or {"/index.html", "/alpha/index.html", "/tags/index.html"} <= set(msg["written"])
+    assert b"Renamed site" in preview.get("/alpha/")[2]
+
+
+def test_a_stylesheet_change_is_swapped_without_touching_pages(preview):
+    client = preview.client()
+    write(preview.root, "static/extra.css", "body { margin: 1px; }\n")
+    msg = client.until(built)
+    assert msg["cssOnly"] is True
+    assert msg["css"] == ["/static/extra.css"]
+    assert not [u for u in msg["written"] if u.endswith(".html")], msg["written"]
+    assert preview.get("/static/extra.css")[2] == b"body { margin: 1px; }\n"
+
+
+def test_an_editor_save_burst_is_one_rebuild(tmp_path):
+    # vim's default save: probe file 4913, rename the original to a backup, write anew, drop the
+    # backup; meanwhile its swap file changes and emacs-style lock files come and go.
+    p = Preview(make_site(tmp_path / "site"), quiet=0.3)
+    try:
+        client = p.client()
+        before = p.server.builds
+        content = p.root / "content"
+        post = content / "alpha.md"
+        text = post.read_text()
+        (content / "4913").write_text("")
+        (content / "4913").unlink()
+        (content / ".alpha.md.swp").write_bytes(b"swap")
+        os.symlink("user@host.123", content / ".#alpha.md")
+        os.rename(post, content / "alpha.md~")
+        post.write_text(text.replace("More about alpha.", "Saved by an editor."))
+        (content / "alpha.md~").unlink()
+        (content / ".alpha.md.swp").write_bytes(b"swap2")
+        (content / ".#alpha.md").unlink()
+        tmp = content / ".goutputstream-ABC"
+        tmp.write_text(text.replace("More about alpha.", "Then saved atomically."))
+        os.replace(tmp, post)
+        msg = client.until(built)
+        assert "/alpha/index.html" in msg["written"]
+        p.settle(post)
+        assert p.server.builds == before + 1, p.server.history[-3:]
+        assert p.server.history[-1]["changed"] == [str(post)]
+        assert b"Then saved atomically." in p.get("/alpha/")[2]
+    finally:
+        p.stop()
+
+
+def test_changes_during_a_build_wait_for_one_more_build(preview):
+    server = preview.server
+    builder = server.builder
+    original = builder.build
+    running = threading.Event()
+    release = threading.Event()
+    state = {"now": 0, "most": 0, "calls": 0}
+    lock = threading.Lock()
+
+    def slow_build(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["calls"] += 1
+            state["most"] = max(state["most"], state["now"])
+            first = state["calls"] == 1
+        try:
+            if first:
+                running.set()
+                release.wait(WAIT)
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    builder.build = slow_build
+    client = preview.client()
+    alpha, beta, gamma = (preview.root / "content" / f"{n}.md" for n in ("alpha", "beta", "gamma"))
+    alpha.write_text(alpha.read_text().replace("More about alpha.", "Edit one."))
+    assert running.wait(WAIT)
+    beta.write_text(beta.read_text().replace("Beta's first paragraph.", "Edit two."))
+    gamma.write_text(gamma.read_text().replace("Gamma's first paragraph.", "Edit three."))
+    preview.seen(beta)  # both edits reached the rebuilder while the first build still runs
+    release.set()
+    assert server.wait_idle(WAIT)
+    first = client.until(built)
+    second = client.until(built)
+    assert state["most"] == 1, "two builds ran at once"
+    assert state["calls"] == 2
+    assert "/alpha/index.html" in first["written"]
+    assert second["build"] >= first["build"]
+    assert server.history[-2]["changed"] == [str(alpha)]
+    assert server.history[-1]["changed"] == sorted([str(beta), str(gamma)])
+    for name, text in (("alpha", b"Edit one."), ("beta", b"Edit two."), ("gamma", b"Edit three.")):
+        assert text in preview.get(f"/{name}/")[2]
+
+
+def test_many_clients_all_hear_and_vanishing_ones_leak_nothing(preview):
+    baseline = threading.active_count()
+    clients = [preview.client() for _ in range(30)]
+    assert len(preview.server.hub) == 30
+    path = preview.root / "content" / "beta.md"
+    path.write_text(path.read_text() + "\nOne more line.\n")
+    for c in clients:
+        assert "/beta/index.html" in c.until(built)["written"]
+    # half leave abruptly (a reset, no close frame), half say goodbye properly
+    for i, c in enumerate(clients):
+        if i % 2:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        else:
+            c.send(struct.pack("!H", 1000), 0x8)
+            c.close()
+    # connections that hang up halfway through a request, or never finish it
+    for _ in range(30):
+        s = socket.create_connection(("127.0.0.1", preview.port))
+        s.sendall(b"GET /alpha/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    with_replies = []
+    for _ in range(10):
+        s = socket.create_connection(("127.0.0.1", preview.port))
+        s.sendall(b"GET /static/extra.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        with_replies.append(s)
+    for s in with_replies:
+        s.close()
+    deadline = time.monotonic() + WAIT
+    httpd = preview.server.httpd
+    while time.monotonic() < deadline and (len(preview.server.hub) or httpd.open_connections
+                                           or threading.active_count() > baseline):
+        time.sleep(0.02)
+    assert len(preview.server.hub) == 0
+    assert httpd.open_connections == 0
+    assert threading.active_count() <= baseline
+    # and the server still answers
+    assert preview.get("/alpha/")[0] == 200
+
+
+def test_websocket_ping_and_close(preview):
+    c = preview.client()
+    c.send(b"are you there", 0x9)
+    c.sock.settimeout(WAIT)
+    b1, b2 = c._exact(2)
+    assert b1 & 0x0F == 0xA
+    assert c._exact(b2 & 0x7F) == b"are you there"
+    c.send(struct.pack("!H", 1000), 0x8)
+    b1, _ = c._exact(2)
+    assert b1 & 0x0F == 0x8
+    c.close()
+
+
+def test_stop_closes_tabs_and_frees_the_port(tmp_path):
+    p = Preview(make_site(tmp_path / "site"))
+    client = p.client()
+    port = p.port
+    p.stop()
+    with pytest.raises(ConnectionError):
+        client.recv(WAIT)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))  # free again
+
+
+# ---------------------------------------------------------------------------------------------
+# ports, hosts and the command line
+
+def test_port_in_use_moves_on_or_fails_when_given(tmp_path):
+    root = make_site(tmp_path / "site")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        lines = []
+        server = PreviewServer(root, port=port, log=lines.append)
+        try:
+            got = server.bind()
+            assert got != port
+            assert any(f"port {port} is in use" in line and str(got) in line for line in lines)
+        finally:
+            server.httpd.server_close()
+        with pytest.raises(PortInUse, match=f"port {port} is already in use"):
+            PreviewServer(root, port=port, port_given=True, log=lines.append).bind()
+        result = subprocess.run([sys.executable, "-m", "sitegen", "serve", str(root), "--port", str(port)],
+                                capture_output=True, text=True, timeout=WAIT, cwd=REPO)
+        assert result.returncode == 1
+        assert f"port {port} is already in use" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def _start_cli(root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "sitegen", "serve", str(root), "--port", "0", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + WAIT * 2
+    out = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        out.append(line)
+        if "serving http://" in line:
+            url = line.split("serving ", 1)[1].split()[0]
+            return proc, url
+    proc.kill()
+    raise AssertionError("the server never said where it serves:\n" + "".join(out) + proc.stderr.read())
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path):
+    root = make_site(tmp_path / "site")
+    proc, url = _start_cli(root)
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert url.startswith("http://127.0.0.1:")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        conn.request("GET", "/alpha/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        client = Client(port)
+        assert client.status == 101
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "stopped" in out
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_other_hosts_bring_a_warning(tmp_path):
+    root = make_site(tmp_path / "site")
+    proc, url = _start_cli(root, "--host", "0.0.0.0")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "warning: listening on 0.0.0.0" in err
+    assert "drafts" in err
+    assert proc.returncode == 0
+
+
+def test_drafts_are_in_the_preview(preview):
+    client = preview.client()
+    write(preview.root, "content/secret-draft.md", "---\ntitle: A draft\ndraft: true\n---\n\nNot yet.\n")
+    msg = client.until(built)
+    assert "/secret-draft/index.html" in msg["written"]
+    assert preview.get("/secret-draft/")[0] == 200
+
+
+def test_a_broken_first_build_still_serves_and_recovers(tmp_path):
+    root = make_site(tmp_path / "site")
+    bad = write(root, "content/bad.md", "---\ntitle: Bad\ndate: 2024-05-01\n---\n\n```{nonsense}\n```\n")
+    p = Preview(root)
+    try:
+        status, _, body = p.get("/")
+        assert status == 404 and b"reload.js" in body  # the overlay can tell what went wrong
+        c = Client(p.port)
+        hello = c.recv()
+        assert any(t["text"].startswith("content/bad.md:6:") for t in hello["problems"])
+        bad.write_text("---\ntitle: Bad\ndate: 2024-05-01\n---\n\nGood now.\n")
+        msg = c.until(built)
+        assert "/index.html" in msg["written"] and msg["problems"] == []
+        assert p.get("/bad/")[0] == 200
+        c.close()
+    finally:
+        p.stop()
