@@ -130,7 +130,7 @@ def locate(out_dir: str, target: str) -> tuple[str, str | None]:
     hidden files, NUL bytes and backslashes, and symlinks that lead outside ``out_dir``.
     """
     missing = ("missing", None)
-    raw = urlsplit(target).path or "/"
+    raw, query = request_path(target)
     try:
         path = unquote(raw, errors="strict")
     except UnicodeDecodeError:
@@ -147,7 +147,6 @@ def locate(out_dir: str, target: str) -> tuple[str, str | None]:
     if os.path.isdir(real):
         if not path.endswith("/"):
             location = "/" + "/".join(quote(s) for s in segments) + "/"
-            query = urlsplit(target).query
             return ("redirect", location + (f"?{query}" if query else ""))
         index = os.path.realpath(os.path.join(real, "index.html"))
         if _inside(index, out_dir) and os.path.isfile(index):
@@ -156,6 +155,18 @@ def locate(out_dir: str, target: str) -> tuple[str, str | None]:
     if os.path.isfile(real):
         return ("file", real)
     return missing
+
+
+def request_path(target: str) -> tuple[str, str]:
+    """The (still percent-encoded) path and query of a request target.
+
+    ``//post`` is a path here, not a host: only an absolute ``http://host/path`` target has one.
+    """
+    if target.startswith("/"):
+        path, _, query = target.partition("#")[0].partition("?")
+        return path, query
+    parts = urlsplit(target)
+    return parts.path or "/", parts.query
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -383,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
                 # A page elsewhere pointing a DNS name at 127.0.0.1 must not read the drafts.
                 self._plain(403, "this preview only answers requests for localhost\n", head=head)
                 return
-            path = urlsplit(self.path).path
+            path = request_path(self.path)[0]
             if path.startswith(INTERNAL):
                 self._internal(path[len(INTERNAL):], head)
                 return
