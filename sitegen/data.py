@@ -53,7 +53,8 @@ HUGE_BYTES = 512 * 1024 * 1024
 class Traced:
     """A traced table in long form with the order of its rows and dots settled.
 
-    ``frame`` holds the columns ``experiment``, ``run``, ``param`` (all strings), ``value``
+    ``frame`` holds the columns ``experiment``, ``run``, ``param`` (categorical strings, categories in
+    figure order), ``value``
     (float64), ``step`` (int64, only when ``has_step``) and any extra columns of the file.
     """
 
@@ -233,13 +234,10 @@ def _ordered_labels(series) -> tuple[list[str], Any]:
     values = series
     if pd.api.types.is_bool_dtype(values):
         values = values.astype(str)
+    uniq = pd.unique(values.dropna())
     if pd.api.types.is_numeric_dtype(values):
-        uniq = pd.unique(values.dropna())
-        uniq = sorted(uniq)
-        labels = [_label(v) for v in uniq]
-    else:
-        labels = list(dict.fromkeys(str(v) for v in values.dropna()))
-    return labels, values
+        return [_label(v) for v in sorted(uniq)], values
+    return list(dict.fromkeys(str(v) for v in uniq)), values
 
 
 def _label(v) -> str:
@@ -254,11 +252,17 @@ def _label(v) -> str:
 
 
 def _as_labels(series) -> "pd.Series":
+    """Every value as its label; labels are computed once per distinct value (tables have millions of rows)."""
+    import numpy as np
     import pandas as pd
 
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.map(_label)
-    return series.astype(str)
+        names = [_label(u) for u in uniques]
+    else:
+        names = [str(u) for u in uniques]
+    table = np.array(names + ["nan"], dtype=object)
+    return pd.Series(table[codes], index=series.index, dtype=object).astype(str)
 
 
 def to_traced(df: "pd.DataFrame", columns: dict[str, str] | None = None, source: str = "<table>") -> Traced:
@@ -310,9 +314,11 @@ def to_traced(df: "pd.DataFrame", columns: dict[str, str] | None = None, source:
         raise ValueError("the table is empty (no rows)")
     exps, _ = _ordered_labels(out["experiment"])
     runs, _ = _ordered_labels(out["run"])
-    out["experiment"] = _as_labels(out["experiment"])
-    out["run"] = _as_labels(out["run"])
-    params = list(dict.fromkeys(out["param"]))
+    # categorical columns in figure order: figures get row/dot/parameter indices without re-hashing strings
+    out["experiment"] = pd.Categorical(_as_labels(out["experiment"]), categories=exps)
+    out["run"] = pd.Categorical(_as_labels(out["run"]), categories=runs)
+    params = [str(p) for p in pd.unique(out["param"])]
+    out["param"] = pd.Categorical(out["param"].astype(str), categories=params)
     has_step = "step" in out.columns
     if has_step and out["step"].isna().any():
         raise ValueError("column 'step' has empty cells; every row needs its training step")

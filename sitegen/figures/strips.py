@@ -132,7 +132,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
 
     # -- placeholders against the data --------------------------------------------------
     placeholders = template.placeholders
-    params_present = list(dict.fromkeys(sel["param"]))
+    params_present = [str(p) for p in pd.unique(sel["param"])]
     present = set(params_present)
     if not placeholders:
         issues.append(Issue("error", f"{template_name} has no placeholders; write {OPEN}name{CLOSE} where a "
@@ -141,7 +141,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     for ph in placeholders:
         if ph.name not in present:
             near = closest(ph.name, params_present)
-            where = "in the chosen experiments/runs of " if ph.name in set(traced.params) else "in "
+            where = "in the chosen experiments/runs of " if ph.name in traced.params else "in "
             issues.append(Issue("error", f"placeholder {OPEN}{ph.name}{CLOSE} has no data {where}{src}"
                                 + (f"; did you mean {', '.join(OPEN + quote_name(n) + CLOSE for n in near)}?"
                                    if near else f" (parameters: {', '.join(params_present[:8])}"
@@ -158,7 +158,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
 
     # -- rows, dots, frames ---------------------------------------------------------------
     sel = sel[sel["param"].isin(placed)]
-    seen_exps, seen_runs = set(sel["experiment"]), set(sel["run"])
+    seen_exps, seen_runs = set(pd.unique(sel["experiment"])), set(pd.unique(sel["run"]))
     exps = [e for e in exps if e in seen_exps]
     runs_order = [r for r in runs_all if r in seen_runs]
     run_pos = {r: i for i, r in enumerate(runs_order)}
@@ -195,9 +195,9 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     F = len(frame_steps)
 
     # dense values: [param, experiment, run, frame]; the latest value at or before each frame's step
-    p_idx = pd.Categorical(sel["param"], categories=placed).codes.astype(np.int64)
-    e_idx = pd.Categorical(sel["experiment"], categories=exps).codes.astype(np.int64)
-    r_idx = pd.Categorical(sel["run"], categories=runs_order).codes.astype(np.int64)
+    p_idx = _positions(sel["param"], placed)
+    e_idx = _positions(sel["experiment"], exps)
+    r_idx = _positions(sel["run"], runs_order)
     vals = sel["value"].to_numpy(dtype="float64")
     if traced.has_step:
         steps = sel["step"].to_numpy()
@@ -236,8 +236,9 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
 
     # -- per parameter: axis and what a careful reader would want to know -------------------
     nonfinite_rows = sel[~np.isfinite(sel["value"].to_numpy())]
-    nonfinite = nonfinite_rows.groupby("param", sort=False).size().to_dict() if len(nonfinite_rows) else {}
-    bound_cols = {c: sel.groupby("param", sort=False)[c].first().to_dict()
+    nonfinite = (nonfinite_rows.groupby("param", sort=False, observed=True).size().to_dict()
+                 if len(nonfinite_rows) else {})
+    bound_cols = {c: sel.groupby("param", sort=False, observed=True)[c].first().to_dict()
                   for c in ("lower", "upper") if c in sel.columns}
     dot_mask = np.zeros((E, R), dtype=bool)  # which (experiment, run) pairs are dots
     for e, rs in enumerate(runs_per_exp):
@@ -335,6 +336,18 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         fig.frames_blob = encode.encode(codes, opts.bits)
         fig.island["bits"] = opts.bits
     return fig
+
+
+def _positions(column, order: list[str]):
+    """Each row's index in ``order`` (-1 when absent), through the column's categories when it has them."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(str).astype("category")
+    where = {name: i for i, name in enumerate(order)}
+    lookup = np.array([where.get(str(c), -1) for c in column.cat.categories] + [-1], dtype=np.int64)
+    return lookup[column.cat.codes.to_numpy(dtype=np.int64)]  # code -1 (missing) reads the trailing -1
 
 
 def _json_value(v: float, recorded: bool):

@@ -7,7 +7,7 @@
 // Text from data is only ever set with textContent.
 (() => {
   "use strict";
-  const ROW = 8; // strip row height, as drawn by sitegen/figures/strips.py
+  const ROW = 8, R = 2.3; // strip row height and dot radius, as drawn by sitegen/figures/strips.py
   const reduced = window.matchMedia ? matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
   const nf = new Intl.NumberFormat("en-US");
   let tip = null;
@@ -127,6 +127,107 @@
     });
     const state = { frame: last, anim: null, loading: null, playing: false, want: null, hover: null };
     let highlighted = [];
+    // While dots move they are painted on one small canvas per strip (a frame is then ~50 bitmaps, not
+    // thousands of SVG nodes to restyle and lay out); at rest the SVG circles are moved to match and
+    // shown again, so what stays on the page (and prints, and is read by assistive tech) is the SVG.
+    const motion = { on: false, layers: null, colours: null, ink: "", timer: 0 };
+    const groups = strips.map((svg) => [...svg.querySelectorAll("g")]);
+
+    function layers() {
+      if (motion.layers) return motion.layers;
+      const dpr = window.devicePixelRatio || 1;
+      motion.layers = strips.map((svg) => {
+        const cv = el("canvas", "sg-canvas");
+        cv.setAttribute("aria-hidden", "true");
+        cv.hidden = true;
+        const w = svg.width.baseVal.value, h = svg.height.baseVal.value;
+        cv.width = Math.ceil(w * dpr);
+        cv.height = Math.ceil(h * dpr);
+        svg.after(cv);
+        const g = cv.getContext("2d");
+        g.setTransform(dpr, 0, 0, dpr, 0, 0);
+        return { svg, cv, g, w, h };
+      });
+      colours();
+      return motion.layers;
+    }
+
+    function colours() { // the palette as the stylesheet resolved it (light or dark)
+      motion.colours = groups[0].map((g) => getComputedStyle(g).fill);
+      motion.ink = getComputedStyle(fig).color;
+    }
+
+    function place() {
+      for (const L of motion.layers) {
+        const r = L.svg.getBoundingClientRect();
+        L.cv.style.width = r.width + "px";
+        L.cv.style.height = r.height + "px";
+        L.cv.style.left = L.svg.offsetLeft + "px";
+        L.cv.style.top = L.svg.offsetTop + "px";
+      }
+    }
+
+    function paint() {
+      const two = 2 * Math.PI;
+      for (let p = 0; p < motion.layers.length; p++) {
+        const { g, w, h } = motion.layers[p];
+        g.clearRect(0, 0, w, h);
+        g.globalAlpha = 0.75;
+        for (let e = 0; e < runs.length; e++) {
+          g.fillStyle = motion.colours[e] || "#0072B2";
+          const cy = 1 + e * ROW + ROW / 2, base = p * perPh + rowStart[e];
+          for (let r = 0, n = runs[e].length; r < n; r++) {
+            const d = base + r;
+            if (!visible[d]) continue;
+            g.beginPath();
+            g.arc(cur[d], cy, R, 0, two);
+            g.fill();
+          }
+        }
+        if (hlK >= 0 && visible[p * perPh + hlK]) {
+          const d = p * perPh + hlK, e = where(d).e;
+          g.globalAlpha = 1;
+          g.strokeStyle = motion.ink;
+          g.lineWidth = 1.4;
+          g.beginPath();
+          g.arc(cur[d], 1 + e * ROW + ROW / 2, R, 0, two);
+          g.stroke();
+        }
+      }
+    }
+
+    function moving() {
+      clearTimeout(motion.timer);
+      if (motion.on) return;
+      layers();
+      motion.on = true;
+      for (const L of motion.layers) L.cv.hidden = false;
+      place();
+      for (const gs of groups) for (const g of gs) g.setAttribute("visibility", "hidden");
+      for (const c of highlighted) c.classList.remove("sg-hl");
+      highlighted = [];
+    }
+
+    function rest() { // back to SVG: circles where the canvas showed them
+      if (!motion.on) return;
+      for (let d = 0; d < circles.length; d++) {
+        const c = circles[d];
+        if (visible[d]) {
+          c.removeAttribute("visibility");
+          if (c.cx.baseVal.value !== cur[d]) c.cx.baseVal.value = cur[d];
+        } else c.setAttribute("visibility", "hidden");
+      }
+      for (const gs of groups) for (const g of gs) g.removeAttribute("visibility");
+      for (const L of motion.layers) L.cv.hidden = true;
+      motion.on = false;
+      const k = hlK;
+      hlK = -1;
+      if (k >= 0) highlight(k);
+    }
+    window.addEventListener("resize", () => motion.on && place());
+    if (window.matchMedia) matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      if (motion.layers) { colours(); if (motion.on) paint(); }
+    });
 
     function where(d) {
       const p = Math.floor(d / perPh), k = d % perPh;
@@ -156,11 +257,15 @@
       return lines;
     }
 
+    let hlK = -1; // the highlighted run (index within a placeholder), -1 for none
     function highlight(d) {
+      const k = d === null ? -1 : d % perPh; // the same run of the same experiment, in every parameter
+      if (k === hlK) return;
+      hlK = k;
+      if (motion.on) { paint(); return; }
       for (const c of highlighted) c.classList.remove("sg-hl");
       highlighted = [];
-      if (d === null) return;
-      const k = d % perPh; // the same run of the same experiment, in every parameter
+      if (k < 0) return;
       for (let p = 0; p < data.ph.length; p++) {
         const c = circles[p * perPh + k];
         c.classList.add("sg-hl");
@@ -171,8 +276,9 @@
     function point(d, announce) {
       state.hover = d;
       highlight(d);
-      const box = circles[d].getBoundingClientRect();
-      showTip(describe(d), box.left + box.width / 2, box.top, announce);
+      const { p, e } = where(d), svg = strips[p], box = svg.getBoundingClientRect();
+      const s = box.width / svg.width.baseVal.value;
+      showTip(describe(d), box.left + cur[d] * s, box.top + (1 + e * ROW + ROW / 2 - R) * s, announce);
     }
 
     function nearest(p, ev) {
@@ -261,14 +367,12 @@
       const codes = a.codes;
       for (let d = 0, n = circles.length; d < n; d++) {
         const c = codes[d * F + f];
-        if (c === miss) {
-          if (visible[d]) { circles[d].setAttribute("visibility", "hidden"); visible[d] = 0; }
-          continue;
-        }
-        if (!visible[d]) { circles[d].removeAttribute("visibility"); visible[d] = 1; }
-        const x = x0 + c * k;
-        if (x !== cur[d]) { cur[d] = x; circles[d].cx.baseVal.value = x; }
+        if (c === miss) visible[d] = 0;
+        else { visible[d] = 1; cur[d] = x0 + c * k; }
       }
+      moving();
+      paint();
+      if (!state.playing) motion.timer = setTimeout(rest, 200);
       if (state.hover !== null) point(state.hover, false);
     }
 
@@ -287,7 +391,7 @@
           if (a.dots !== circles.length || a.frames !== steps.length) throw new Error("figure data does not match the page");
           state.anim = a;
           fig.classList.remove("sg-loading");
-          request();
+          if (state.frame !== last) request(); // the page already shows the last frame
           return a;
         }).catch((err) => {
           fig.classList.remove("sg-loading");
@@ -309,6 +413,8 @@
       cancelAnimationFrame(timer);
       clearTimeout(timer);
       setPlayLabel();
+      clearTimeout(motion.timer);
+      motion.timer = setTimeout(rest, 200);
     }
 
     function start() {

@@ -157,6 +157,9 @@ def test_tooltip_shows_experiment_run_and_exact_value(page_of):
     assert page.errors == []
 
 
+AT_REST = "() => [...document.querySelectorAll('canvas.sg-canvas')].every(c => c.hidden)"
+
+
 def test_scrubber_jumps_and_dots_move_to_that_step(page_of):
     page = page_of()
     scrub = page.locator("figure.sg-expression input[type=range]")
@@ -168,12 +171,34 @@ def test_scrubber_jumps_and_dots_move_to_that_step(page_of):
     page.wait_for_function("document.querySelector('.sg-steplabel').textContent === 'Step 0 of 290'")
     page.wait_for_function("() => Math.abs(+document.querySelector('svg.sg-strip circle').getAttribute('cx') - %f) < 0.5"
                            % expected_xs(page, 0)[0])
+    page.wait_for_function(AT_REST)
     assert circle_xs(page) == pytest.approx(expected_xs(page, 0), abs=0.5)
     scrub.evaluate("s => { s.value = 15; s.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.wait_for_function("document.querySelector('.sg-steplabel').textContent === 'Step 150 of 290'")
-    page.wait_for_timeout(50)
+    page.wait_for_function(AT_REST)
     assert circle_xs(page) == pytest.approx(expected_xs(page, 15), abs=0.5)
+    assert scrub.get_attribute("aria-valuetext") == "Step 150 of 290"
     assert page.errors == []
+
+
+def test_moving_dots_are_painted_where_the_frame_says(page_of):
+    """While the slider moves, dots are painted on a canvas over each strip: check its pixels."""
+    page = page_of()
+    page.locator(".sg-play").hover()  # the first touch fetches the animation data
+    page.wait_for_function("!document.querySelector('figure.sg-expression').classList.contains('sg-loading')")
+    xs = expected_xs(page, 5)
+    found = page.evaluate("""async ([x0, x1]) => {
+      const s = document.querySelector('input[type=range]');
+      s.value = 5; s.dispatchEvent(new Event('input', {bubbles: true}));
+      const raf = () => new Promise(r => requestAnimationFrame(() => r()));
+      await raf(); await raf();
+      const cv = document.querySelector('canvas.sg-canvas');
+      const k = cv.width / cv.getBoundingClientRect().width;
+      const g = cv.getContext('2d'), cy = 1 + 8 / 2;  // first row
+      const alpha = (x) => g.getImageData(Math.round(x * k), Math.round(cy * k), 1, 1).data[3];
+      return {shown: !cv.hidden, at0: alpha(x0), at1: alpha(x1), between: alpha((x0 + x1) / 2)};
+    }""", [xs[0], xs[1]])
+    assert found["shown"] and found["at0"] > 100 and found["at1"] > 100 and found["between"] == 0
 
 
 def test_play_advances_the_step_and_moves_the_dots(page_of):
@@ -183,13 +208,16 @@ def test_play_advances_the_step_and_moves_the_dots(page_of):
     play.click()
     page.wait_for_function("document.querySelector('.sg-steplabel').textContent !== 'Step 290 of 290'")
     page.wait_for_function("document.querySelector('.sg-steplabel').textContent !== 'Step 0 of 290'")
-    assert circle_xs(page) != pytest.approx(before, abs=0.3)
     assert page.locator(".sg-play").get_attribute("aria-pressed") == "true"
     page.locator(".sg-play").click()  # pause
     assert page.locator(".sg-play").get_attribute("aria-pressed") == "false"
     paused = page.locator(".sg-steplabel").text_content()
-    page.wait_for_timeout(200)
+    page.wait_for_function(AT_REST)
     assert page.locator(".sg-steplabel").text_content() == paused
+    step = int(paused.split()[1].replace(",", ""))
+    assert 0 < step < 290
+    assert circle_xs(page) != pytest.approx(before, abs=0.3)
+    assert circle_xs(page) == pytest.approx(expected_xs(page, STEPS.index(step)), abs=0.5)
     assert page.errors == []
 
 
