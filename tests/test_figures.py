@@ -487,3 +487,15 @@ def test_metric_ratio_json_and_errors(site):
     assert e[0].startswith("content/post.md:8: metric: no column 'los'; did you mean 'loss'")
     assert "no key 'ac'; did you mean 'acc'" in e[1] or "'results.acc'" in e[1]
     assert "not a number format" in e[2]
+
+
+def test_axis_final_fits_the_last_step(site):
+    rows = [(1, r, s, "w", (10.0 - s) + r * 0.1) for r in range(3) for s in range(0, 11)]
+    data = write(site, "t.parquet", pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"]))
+    ctx = ctx_for(site)
+    every = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧"), ctx))["ph"][0]
+    final = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧", axis="final"), ctx))["ph"][0]
+    assert (every["lo"], every["hi"]) == pytest.approx((0.0, 10.2))
+    assert (final["lo"], final["hi"]) == pytest.approx((0.0, 0.2))
+    EXPRESSION.render(call("expression", data, body="⟦w⟧", axis="last"), ctx)
+    assert any(":axis: is all" in e for e in errors(ctx))

@@ -21,7 +21,7 @@ from sitegen.figures.template import parse as parse_template
 
 OPTIONS = ("data", "template", "columns", "experiments", "runs", "max-runs", "steps", "frames", "animate",
            "log", "linear", "range", "bounds", "precision", "width", "experiment-title", "run-title",
-           "unplaced", "caption", "label")
+           "unplaced", "axis", "caption", "label")
 
 
 def read_options(call: Call) -> strips.StripOptions:
@@ -59,6 +59,11 @@ def read_options(call: Call) -> strips.StripOptions:
     if unplaced not in ("warn", "ignore"):
         raise OptionError("unplaced", ":unplaced: is warn or ignore")
     opts.warn_unplaced = unplaced == "warn"
+    axis = o.get("axis", "all").strip().lower()
+    if axis not in ("all", "final"):
+        raise OptionError("axis", ":axis: is all (each axis spans every step shown) or final (the last step; "
+                                  "earlier values outside it are drawn at its edges)")
+    opts.axis = axis
     return opts
 
 

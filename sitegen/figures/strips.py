@@ -53,6 +53,7 @@ class StripOptions:
     experiment_title: str | None = None
     run_title: str | None = None
     warn_unplaced: bool = True
+    axis: str = "all"                      # "all": each axis covers every frame; "final": the last frame
 
 
 @dataclass
@@ -252,6 +253,9 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         ph0 = settings[0]
         block = dense[p][dot_mask]  # dots x frames
         finite = block[np.isfinite(block)]
+        if opts.axis == "final":
+            last_col = block[:, -1]
+            finite = last_col[np.isfinite(last_col)] if np.isfinite(last_col).any() else finite
         log = _wants_log(name, ph0, opts, finite)
         if log and finite.size and (finite <= 0).any():
             issues.append(Issue("warning", f"parameter '{name}' has values <= 0, so it cannot use a log axis; "
