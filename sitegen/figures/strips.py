@@ -210,7 +210,8 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         steps = np.zeros(len(sel), dtype=np.int64)
         f_idx = np.zeros(len(sel), dtype=np.int64)
         keep = (e_idx >= 0) & (r_idx >= 0)
-    p_idx, e_idx, r_idx, f_idx, vals, steps = (a[keep] for a in (p_idx, e_idx, r_idx, f_idx, vals, steps))
+    if not keep.all():
+        p_idx, e_idx, r_idx, f_idx, vals, steps = (a[keep] for a in (p_idx, e_idx, r_idx, f_idx, vals, steps))
     lin = ((p_idx * E + e_idx) * R + r_idx) * F + f_idx
     order = np.lexsort((steps, lin))
     lin_s, steps_s = lin[order], steps[order]
