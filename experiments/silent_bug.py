@@ -114,7 +114,7 @@ def expression():
         E.Comment("the buggy runs computed h = hidden.weight @ x + hidden.bias, without tanh"),
         E.Assign("h", E.tanh(W1 @ x + b1), UNITS),
         E.Assign("out", W2 @ h + b2, ["xor_logit", "y_hat"]),
-        E.Comment(f"w_cls = {W_CLASSIFICATION}, w_reg = {W_REGRESSION}"),
+        E.Comment(f"the loss, averaged over the data points; w_cls = {W_CLASSIFICATION}, w_reg = {W_REGRESSION}"),
         E.Assign("loss", w_cls * bce(out[0], E.var("label")) + w_reg * (out[1] - E.var("y")) ** 2),
     ])
     return program

@@ -118,31 +118,62 @@ def experiment_names(root: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
 
 
-def run_experiment(root: Path, name: str, preset: str = "small", device: str = "auto",
-                   extra_args: list[str] | tuple[str, ...] = ()) -> int:
-    """Run ``python -m experiments.NAME --preset PRESET --device DEVICE`` in ``root``.
-
-    Returns the script's exit code. Raises :class:`SiteError` (with a did-you-mean hint) when there
-    is no such experiment or the preset is unknown.
-    """
+def find_experiment(root: Path, name: str) -> Path:
+    """The script ``experiments/NAME.py`` under ``root``; :class:`SiteError` with a did-you-mean
+    hint when there is none. ``NAME`` may also be written ``NAME.py`` or ``experiments/NAME.py``."""
     root = Path(root)
     name = name[:-3] if name.endswith(".py") else name
     name = name.removeprefix("experiments.").removeprefix("experiments/")
     script = root / "experiments" / f"{name}.py"
-    if not script.is_file() or name.startswith("_"):
-        names = experiment_names(root)
-        hint = closest(name, names)
-        message = f"no experiment named {name!r}"
-        if hint:
-            message += f"; did you mean {' or '.join(repr(h) for h in hint)}?"
-        message += f" (experiments: {', '.join(names) or 'none in experiments/'})"
-        raise SiteError(f"experiments/{name}.py", None, message)
-    if preset not in PRESETS:
-        raise SiteError(_rel(script, root), None,
-                        f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    command = [sys.executable, "-m", f"experiments.{name}", "--preset", preset, "--device", device,
+    if script.is_file() and not name.startswith("_"):
+        return script
+    names = experiment_names(root)
+    hint = closest(name, names)
+    message = f"no experiment named {name!r}"
+    if hint:
+        message += f"; did you mean {' or '.join(repr(h) for h in hint)}?"
+    message += f" (experiments: {', '.join(names) or 'none in experiments/'})"
+    raise SiteError(f"experiments/{name}.py", None, message)
+
+
+def run_experiment(root: Path, name: str, preset: str = "small", device: str = "auto",
+                   extra_args: list[str] | tuple[str, ...] = ()) -> int:
+    """Run ``python -m experiments.NAME --preset PRESET --device DEVICE`` in ``root``.
+
+    Returns the script's exit code. An unknown experiment or preset is reported on stderr as
+    ``path: message`` (with a did-you-mean hint) and gives exit code 2, without running anything.
+    """
+    root = Path(root)
+    try:
+        script = find_experiment(root, name)
+        if preset not in PRESETS:
+            raise SiteError(_rel(script, root), None,
+                            f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    except SiteError as err:
+        print(err, file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", f"experiments.{script.stem}", "--preset", preset, "--device", device,
                *extra_args]
     return subprocess.run(command, cwd=root).returncode
+
+
+def describe(info: TableInfo) -> str:
+    """Two lines for ``sitegen data``: what made it and when, then the files it wrote."""
+    if not info.has_provenance and not info.reason:
+        return f"{info.path}  (no provenance record: not written by an experiment script)"
+    head = f"{info.name}: {info.script or info.path}"
+    if info.preset or info.device:
+        head += f", preset {info.preset or '?'} on {info.device or '?'}"
+    if info.created:
+        head += f", made {info.created}"
+    if info.stale:
+        head += f"\n  STALE: {info.reason}"
+        if info.has_provenance:
+            head += f"; refresh with: sitegen data run {info.name} --preset {info.preset or 'small'}"
+    files = ", ".join(info.outputs)
+    if info.missing_outputs:
+        files += f" (missing: {', '.join(info.missing_outputs)})"
+    return head + (f"\n  {files}" if files else "")
 
 
 def stale_warnings(root: Path, used_paths) -> list[Problem]:
@@ -170,7 +201,7 @@ def stale_warnings(root: Path, used_paths) -> list[Problem]:
         info = made_by.get(path.name)
         if info is None or not info.stale:
             continue
-        rerun = f"python -m experiments.{info.name}" + (f" --preset {info.preset}" if info.preset else "")
+        rerun = f"sitegen data run {info.name} --preset {info.preset or 'small'}"
         problems.append(Problem(_rel(path, root), None,
                                 f"{info.reason}; rerun it to refresh this data: {rerun}", "warning"))
     return problems

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -102,14 +103,59 @@ class _Record:
 
     def __init__(self, step, experiment, run, names, batch, extras, values, kind, device=None):
         self.step = step
-        self.experiment = experiment
+        self.experiment = experiment  # code (int) for record(), tuple of B codes for record_batch()
         self.run = run
-        self.names = names          # numpy object array of the P parameter names
+        self.names = names          # int32 codes of the P parameter names
         self.batch = batch          # None for record(); B for record_batch()
         self.extras = extras        # tuple of extra column names
         self.values = values
         self.kind = kind
         self.device = device
+
+
+class _Series:
+    """Blocks from record_batch() for the same B models and names at successive steps, kept in
+    one (steps, B, P + extras) buffer on their device."""
+
+    kind = "series"
+
+    def __init__(self, key, names, batch, experiment, run, extras, capacity, like):
+        import torch
+
+        self.key = key
+        self.names = names
+        self.batch = batch
+        self.experiment = experiment
+        self.run = run
+        self.extras = extras
+        self.steps: list = []
+        dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
+        self.buffer = torch.empty((capacity, batch, len(names) + len(extras)), dtype=dtype,
+                                  device=like.device)
+        self.rows = self.buffer.unbind(0)   # views made once, not one per step
+        self.device = like.device
+
+    @property
+    def full(self) -> bool:
+        return len(self.steps) == self.buffer.shape[0]
+
+    def write(self, step, values, extra_values) -> None:
+        torch = _torch()
+        row = self.rows[len(self.steps)]
+        p = len(self.names)
+        with torch.no_grad():   # cheaper than detach(): no new tensor per step
+            if extra_values:
+                row[:, :p].copy_(values)
+                for k, v in enumerate(extra_values):
+                    row[:, p + k].copy_(v if isinstance(v, torch.Tensor)
+                                        else torch.as_tensor(np.asarray(v, dtype=np.float64)))
+            else:
+                row.copy_(values)
+        self.steps.append(step)
+
+
+def _torch():
+    return sys.modules["torch"]   # only called once torch is in use
 
 
 class Tracer:
@@ -126,11 +172,18 @@ class Tracer:
             raise ValueError("chunk_steps must be at least 1")
         self.chunk_steps = int(chunk_steps)
         self.live_dir = Path(live_dir) if live_dir is not None else None
-        self._pending: list[_Record] = []
+        self._pending: list[_Record | _Series] = []
+        self._series: _Series | None = None    # the buffer record_batch() is filling
         self._steps_pending = 0
         self._last_step = None
-        self._frames: list = []          # pandas frames already on the host
+        # Rows on the host, as integer codes and float arrays (one dict of columns per chunk);
+        # strings are only made once, when the table is asked for.
+        self._chunks: list[dict[str, np.ndarray]] = []
         self._names_cache: dict = {}
+        self._param_names: list[str] = []
+        self._param_codes: dict[str, int] = {}
+        self._labels: dict[str, list] = {"experiment": [], "run": []}
+        self._label_codes: dict[str, dict] = {"experiment": {}, "run": {}}
         self._parts_written = 0
         if self.live_dir is not None:
             self.live_dir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +221,8 @@ class Tracer:
             device = None
         else:
             flat, device = self._flatten(kind, arrays, extra_values)
-        self._append(_Record(step, experiment, run, self._names_array(tuple(names)), None,
-                             extras, flat, kind, device))
+        self._append(_Record(step, self._code("experiment", experiment), self._code("run", run),
+                         self._names_array(tuple(names)), None, extras, flat, kind, device))
 
     def record_batch(self, step: int, names: Sequence[str], values, *, experiment=None, run=None,
                      extra: Mapping[str, Any] | None = None) -> None:
@@ -185,10 +238,23 @@ class Tracer:
         if len(shape) != 2 or shape[1] != len(names):
             raise ValueError(f"record_batch expects values of shape (B, {len(names)}), got {shape}")
         batch = shape[0]
-        experiment = _per_model(experiment, batch, "experiment")
-        run = _per_model(run, batch, "run")
+        experiment = self._codes("experiment", _per_model(experiment, batch, "experiment"))
+        run = self._codes("run", _per_model(run, batch, "run"))
         extras = tuple(extra) if extra else ()
         extra_values = [(_broadcast_extra(v, batch, kind)) for v in extra.values()] if extra else []
+        if kind == "torch":
+            # The common case, the same models every step: copy the block into the next row of a
+            # buffer preallocated on the device (one copy, no allocation); flush() moves the
+            # whole buffer to the host at once.
+            self._count_step(step)
+            key = (id(names), batch, values.dtype, values.device, experiment, run, extras)
+            series = self._series
+            if series is None or series.key != key or series.full:
+                series = self._series = _Series(key, names, batch, experiment, run, extras,
+                                                self.chunk_steps + 1, values)
+                self._pending.append(series)
+            series.write(step, values, extra_values)
+            return
         if kind == "host":
             flat = np.concatenate([np.asarray(values, dtype=np.float64).reshape(-1)]
                                   + [np.asarray(v, dtype=np.float64).reshape(-1) for v in extra_values])
@@ -243,45 +309,44 @@ class Tracer:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._series = None
         self._steps_pending = 0
-        host_values = _to_host(pending)
-        frame = _build_frame(pending, host_values)
-        self._frames.append(frame)
-        if self.live_dir is not None and len(frame):
+        chunk = _chunk(pending, _to_host(pending))
+        self._chunks.append(chunk)
+        if self.live_dir is not None and len(chunk["step"]):
             self._parts_written += 1
-            _write_parquet(frame, self.live_dir / f"part-{self._parts_written:05d}.parquet")
+            _write_parquet(self._table([chunk]), self.live_dir / f"part-{self._parts_written:05d}.parquet")
 
     def frame(self):
         """Everything recorded, as a pandas DataFrame in long format."""
-        import pandas as pd
-
         self.flush()
-        if not self._frames:
-            return pd.DataFrame({"experiment": [], "run": [], "step": np.zeros(0, np.int64),
-                                 "param": [], "value": np.zeros(0)})
-        frame = pd.concat(self._frames, ignore_index=True, sort=False)
-        self._frames = [frame]
-        return frame
+        return self._table(self._chunks).to_pandas()
 
     def write(self, path: str | Path) -> Path:
         """Write the whole table as parquet, atomically (a temporary name, then a rename)."""
+        self.flush()
         path = Path(path)
-        _write_parquet(self.frame(), path)
+        _write_parquet(self._table(self._chunks), path)
         return path
 
     def __len__(self) -> int:
-        return sum(len(f) for f in self._frames) + sum(
-            len(r.names) * (r.batch or 1) for r in self._pending)
+        return sum(int(c["params_per_model"].sum()) for c in self._chunks) + sum(
+            len(r.names) * (r.batch or 1) * (len(r.steps) if isinstance(r, _Series) else 1)
+            for r in self._pending)
 
     # ---------------------------------------------------------------- internals
     def _append(self, record: _Record) -> None:
-        if record.step != self._last_step:
-            self._last_step = record.step
+        self._count_step(record.step)
+        self._pending.append(record)
+
+    def _count_step(self, step) -> None:
+        """Flush once a new step would make more than ``chunk_steps`` distinct steps pending."""
+        if step != self._last_step:
+            self._last_step = step
             self._steps_pending += 1
             if self._steps_pending > self.chunk_steps:
                 self.flush()
                 self._steps_pending = 1
-        self._pending.append(record)
 
     def _names(self, name, shape, labels) -> list[str]:
         key = (name, shape, _label_key(labels))
@@ -291,10 +356,54 @@ class Tracer:
         return names
 
     def _names_array(self, names: tuple) -> np.ndarray:
-        arr = self._names_cache.get(names)
-        if arr is None:
-            arr = self._names_cache[names] = np.array(names, dtype=object)
-        return arr
+        """The int32 codes of a tuple of parameter names (cached: the same tuple comes every step)."""
+        codes = self._names_cache.get(names)
+        if codes is None:
+            table = self._param_codes
+            for name in names:
+                if name not in table:
+                    table[name] = len(self._param_names)
+                    self._param_names.append(name)
+            codes = self._names_cache[names] = np.array([table[n] for n in names], dtype=np.int32)
+        return codes
+
+    def _code(self, column: str, value) -> int:
+        table = self._label_codes[column]
+        key = (type(value).__name__, value) if not isinstance(value, np.generic) else (
+            type(value.item()).__name__, value.item())
+        code = table.get(key)
+        if code is None:
+            code = table[key] = len(self._labels[column])
+            self._labels[column].append(value.item() if isinstance(value, np.generic) else value)
+        return code
+
+    def _codes(self, column: str, values: tuple) -> tuple[int, ...]:
+        """Codes for B models' labels; the same labels come every step, so they are cached."""
+        key = (column, values)
+        codes = self._names_cache.get(key)
+        if codes is None:
+            codes = self._names_cache[key] = tuple(self._code(column, v) for v in values)
+        return codes
+
+    def _table(self, chunks: list[dict]):
+        """An Arrow table from chunks: experiment, run, step, param, value, extra columns.
+
+        Strings are made from their codes inside Arrow (a dictionary cast), never one python
+        string per row, so even millions of rows take a fraction of a second.
+        """
+        import pyarrow as pa
+
+        rows = _rows(chunks)
+        columns = {
+            "experiment": _label_column(self._labels["experiment"], rows["experiment"]),
+            "run": _label_column(self._labels["run"], rows["run"]),
+            "step": pa.array(rows["step"]),
+            "param": _string_column(self._param_names, rows["param"]),
+            "value": pa.array(rows["value"]),
+        }
+        for name, values in rows["extras"].items():
+            columns[name] = pa.array(values)
+        return pa.table(columns)
 
     @staticmethod
     def _flatten(kind, arrays, extra_values, copy=False):
@@ -357,15 +466,17 @@ def _apply_transform(name: str, transforms):
     return name, None
 
 
-def _per_model(value, batch: int, what: str) -> np.ndarray:
+def _per_model(value, batch: int, what: str) -> tuple:
     if value is None or isinstance(value, (str, bytes, int, float, np.generic)):
-        return np.full(batch, value, dtype=object)
+        return (value,) * batch
     if _kind(value) != "host":
-        value = np.asarray(value.tolist())  # labels of rows, not traced data: a small host copy
-    arr = np.asarray(value, dtype=object).reshape(-1)
-    if len(arr) != batch:
-        raise ValueError(f"record_batch: {what} has {len(arr)} entries for {batch} models")
-    return arr
+        value = value.tolist()  # labels of rows, not traced data: a small host copy
+    elif isinstance(value, np.ndarray):
+        value = value.reshape(-1).tolist()
+    value = tuple(value)
+    if len(value) != batch:
+        raise ValueError(f"record_batch: {what} has {len(value)} entries for {batch} models")
+    return value
 
 
 def _broadcast_extra(value, batch, kind):
@@ -387,7 +498,10 @@ def _to_host(pending: list[_Record]) -> list[np.ndarray]:
     torch_groups: dict[Any, list[int]] = {}
     jax_indices: list[int] = []
     for i, r in enumerate(pending):
-        if r.kind == "host":
+        if r.kind == "series":
+            out[i] = r.buffer[: len(r.steps)].cpu().float().numpy() if r.buffer.dtype == _torch().bfloat16 \
+                else r.buffer[: len(r.steps)].cpu().numpy()
+        elif r.kind == "host":
             out[i] = r.values
         elif r.kind == "torch":
             torch_groups.setdefault(r.device, []).append(i)
@@ -398,12 +512,12 @@ def _to_host(pending: list[_Record]) -> list[np.ndarray]:
 
         for indices in torch_groups.values():
             arrays = [pending[i].values for i in indices]
-            dtype = torch.float64 if any(a.dtype == torch.float64 for a in arrays) else None
-            if dtype is None and any(not a.is_floating_point() for a in arrays):
-                dtype = torch.float64
-            if dtype is not None:
-                arrays = [a.to(dtype) for a in arrays]
-            flat = torch.cat(arrays).to("cpu", dtype=torch.float64).numpy()
+            # torch.cat promotes mixed dtypes (float32 with float64 gives float64) on the device;
+            # the widening to float64 happens on the host, after the one transfer.
+            flat = torch.cat(arrays)
+            if flat.dtype == torch.bfloat16:   # numpy has no bfloat16
+                flat = flat.float()
+            flat = flat.cpu().numpy().astype(np.float64, copy=False)
             offsets = np.cumsum([a.numel() for a in arrays])[:-1]
             for i, part in zip(indices, np.split(flat, offsets)):
                 out[i] = part
@@ -416,69 +530,126 @@ def _to_host(pending: list[_Record]) -> list[np.ndarray]:
     return out  # type: ignore[return-value]
 
 
-def _build_frame(pending: list[_Record], values: list[np.ndarray]):
-    import pandas as pd
+def _chunk(pending: list[_Record], values: list[np.ndarray]) -> dict:
+    """The pending records as a chunk of per-model columns (rows are expanded later).
 
-    sizes = [len(r.names) * (r.batch or 1) for r in pending]
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    total = int(starts[-1])
-    steps, experiments, runs, params, vals = [], [], [], [], []
-    extra_cols: dict[str, np.ndarray] = {}
-    for r, v, n, start in zip(pending, values, sizes, starts):
+    Every record stands for B models (B = 1 for record()) with P parameters each. During
+    training only the per-model columns are gathered (a few appends per record); repeating them
+    P times into rows happens once, when the table is built (:func:`_rows`).
+    """
+    model_exp: list[int] = []
+    model_run: list[int] = []
+    model_step: list[int] = []
+    rec_models, rec_p, vals = [], [], []
+    names_runs: list[list] = []        # [names codes, number of models] for consecutive equal names
+    extra_names = list(dict.fromkeys(name for r in pending for name in r.extras))
+    model_extra: dict[str, list] = {name: [] for name in extra_names}
+    for r, v in zip(pending, values):
         p = len(r.names)
+        if r.kind == "series":
+            steps = len(r.steps)
+            b = r.batch * steps
+            model_exp.extend(r.experiment * steps)
+            model_run.extend(r.run * steps)
+            model_step.extend(np.repeat(np.asarray(r.steps, dtype=np.int64), r.batch).tolist())
+            rec_models.append(b)
+            rec_p.append(p)
+            if names_runs and names_runs[-1][0] is r.names:
+                names_runs[-1][1] += b
+            else:
+                names_runs.append([r.names, b])
+            vals.append(v[:, :, :p].astype(np.float64).reshape(-1))
+            for name in extra_names:
+                model_extra[name].append(v[:, :, p + r.extras.index(name)].astype(np.float64).reshape(-1)
+                                         if name in r.extras else np.full(b, np.nan))
+            continue
         b = r.batch or 1
+        n = p * b
+        model_step.extend((r.step,) * b)
         if r.batch is None:
-            experiments.append(np.full(n, r.experiment, dtype=object))
-            runs.append(np.full(n, r.run, dtype=object))
-            params.append(r.names)
+            model_exp.append(r.experiment)
+            model_run.append(r.run)
         else:
-            experiments.append(np.repeat(r.experiment, p))
-            runs.append(np.repeat(r.run, p))
-            params.append(np.tile(r.names, b))
-        steps.append(np.full(n, r.step, dtype=np.int64))
-        vals.append(v[:n])
-        for k, name in enumerate(r.extras):
-            col = extra_cols.get(name)
-            if col is None:
-                col = extra_cols[name] = np.full(total, np.nan)
-            per_model = v[n + k * b: n + (k + 1) * b]
-            col[start:start + n] = np.repeat(per_model, p)
-    frame = pd.DataFrame({
-        "experiment": _tidy(np.concatenate(experiments)),
-        "run": _tidy(np.concatenate(runs)),
-        "step": np.concatenate(steps),
-        "param": np.concatenate(params),
-        "value": np.concatenate(vals).astype(np.float64),
-    })
-    for name, col in extra_cols.items():
-        frame[name] = col
-    return frame
+            model_exp.extend(r.experiment)
+            model_run.extend(r.run)
+        rec_models.append(b)
+        rec_p.append(p)
+        if names_runs and names_runs[-1][0] is r.names:
+            names_runs[-1][1] += b
+        else:
+            names_runs.append([r.names, b])
+        vals.append(v[:n] if len(v) != n else v)
+        for name in extra_names:
+            if name in r.extras:
+                k = r.extras.index(name)
+                model_extra[name].append(v[n + k * b: n + (k + 1) * b])
+            else:
+                model_extra[name].append(np.full(b, np.nan))
+    rec_models_arr = np.asarray(rec_models, dtype=np.int64)
+    return {
+        "experiment": np.asarray(model_exp, dtype=np.int32),
+        "run": np.asarray(model_run, dtype=np.int32),
+        "step": np.asarray(model_step, dtype=np.int64),
+        "params_per_model": np.repeat(np.asarray(rec_p, dtype=np.int64), rec_models_arr),
+        "names": names_runs,
+        "value": np.concatenate(vals).astype(np.float64, copy=False),
+        "extras": {name: np.concatenate(parts) for name, parts in model_extra.items()},
+    }
 
 
-def _tidy(column: np.ndarray):
-    """Object columns of plain ints (or strings) become proper int64 (or str) columns."""
-    import pandas as pd
+def _rows(chunks: list[dict]) -> dict[str, np.ndarray]:
+    """Per-model columns of several chunks repeated into one row per parameter."""
+    if not chunks:
+        return {"experiment": np.zeros(0, np.int32), "run": np.zeros(0, np.int32),
+                "step": np.zeros(0, np.int64), "param": np.zeros(0, np.int32),
+                "value": np.zeros(0), "extras": {}}
 
-    series = pd.Series(column)
-    if len(series) and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in series.iloc[[0, -1]]):
-        try:
-            return series.astype(np.int64)
-        except (TypeError, ValueError):
-            return series
-    if len(series) and all(isinstance(x, (float, np.floating)) for x in series.iloc[[0, -1]]):
-        try:
-            return series.astype(np.float64)
-        except (TypeError, ValueError):
-            return series
-    return series
+    def cat(key):
+        return np.concatenate([c[key] for c in chunks])
+
+    repeats = cat("params_per_model")
+    runs: list[list] = []
+    for c in chunks:
+        for names, models in c["names"]:
+            if runs and runs[-1][0] is names:
+                runs[-1][1] += models
+            else:
+                runs.append([names, models])
+    extras = list(dict.fromkeys(name for c in chunks for name in c["extras"]))
+    return {
+        "experiment": np.repeat(cat("experiment"), repeats),
+        "run": np.repeat(cat("run"), repeats),
+        "step": np.repeat(cat("step"), repeats),
+        "param": np.concatenate([np.tile(names, models) for names, models in runs]),
+        "value": cat("value"),
+        "extras": {name: np.repeat(np.concatenate([c["extras"].get(name, np.full(len(c["run"]), np.nan))
+                                                   for c in chunks]), repeats) for name in extras},
+    }
 
 
-def _write_parquet(frame, path: Path) -> None:
+def _label_column(labels: list, codes: np.ndarray):
+    """Experiment or run labels: int64 when all are ints, float64 when all are numbers, else
+    strings (None stays missing)."""
     import pyarrow as pa
+
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in labels):
+        return pa.array(np.asarray(labels, dtype=np.int64)[codes] if labels else codes.astype(np.int64))
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in labels):
+        return pa.array(np.asarray(labels, dtype=np.float64)[codes])
+    return _string_column([None if x is None else str(x) for x in labels], codes)
+
+
+def _string_column(strings: list, codes: np.ndarray):
+    import pyarrow as pa
+
+    dictionary = pa.array(strings, type=pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), dictionary).cast(pa.string())
+
+
+def _write_parquet(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")

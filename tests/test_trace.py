@@ -103,6 +103,22 @@ def test_record_batch_expands_b_models_with_their_experiments_runs_and_extras():
         tr.record_batch(6, ["a", "b", "c"], values, run=[0, 1, 2])
 
 
+def test_record_batch_keeps_each_step_across_chunks_even_when_updated_in_place():
+    params = torch.zeros(3, 2)
+    tr = Tracer(chunk_steps=4)
+    for step in range(10):
+        tr.record_batch(step, ["a", "b"], params, experiment="e", run=[0, 1, 2],
+                        extra={"loss": params[:, 0] * 10})
+        params += 1.0        # in place, as an optimizer would
+    tr.record_batch(10, ["a", "b"], params.to(torch.bfloat16), experiment="e", run=[0, 1, 2])
+    frame = tr.frame()
+    assert len(frame) == 11 * 3 * 2
+    b = rows(frame, run=2, param="b").sort_values("step")
+    assert b["value"].tolist() == [float(s) for s in range(11)]
+    assert b["loss"].tolist()[:10] == [10.0 * s for s in range(10)]
+    assert math.isnan(b["loss"].tolist()[10])
+
+
 def test_extra_columns_repeat_on_each_row_and_are_missing_elsewhere():
     tr = Tracer()
     tr.record(0, {"w": torch.ones(2)}, experiment="a", run=0, extra={"loss": torch.tensor(0.25)})

@@ -1,0 +1,148 @@
+"""How much does tracing slow a training step? 60 models x 50 parameters, traced every step.
+
+The models: 60 small MLPs (5 inputs -> 7 tanh units -> 1 output: 5*7 + 7 + 7 + 1 = 50
+parameters each) trained together, one batched matrix multiply per layer, Adam, 256 points per
+model. That is the "small training step" the tracer must not slow by more than 5%.
+
+Variants timed. "inside the tracer" counts the record calls, moving chunks to the host and building
+the final table (tracer.frame()); "end to end" compares whole runs, which other load on the machine blurs.
+  baseline       no tracing
+  record_batch   one (60, 50) block per step       <- the way to trace many models
+  record         60 record() calls per step, one per model (for comparison)
+
+Run: python bench/trace_overhead.py [--device cpu|cuda] [--steps 1000] [--threads 1] [--every 10]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MODELS, INPUTS, HIDDEN, POINTS = 60, 5, 7, 256
+NAMES = ([f"hidden.weight[{i},{j}]" for i in range(HIDDEN) for j in range(INPUTS)]
+         + [f"hidden.bias[{i}]" for i in range(HIDDEN)]
+         + [f"out.weight[0,{i}]" for i in range(HIDDEN)] + ["out.bias[0]"])
+assert len(NAMES) == 50
+
+
+def setup(device):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(MODELS, POINTS, INPUTS, generator=g).to(device)
+    y = torch.sin(x.sum(-1, keepdim=True)).to(device)
+    W1 = (0.5 * torch.randn(MODELS, INPUTS, HIDDEN, generator=g)).to(device).requires_grad_()
+    b1 = torch.zeros(MODELS, 1, HIDDEN, device=device, requires_grad=True)
+    W2 = (0.5 * torch.randn(MODELS, HIDDEN, 1, generator=g)).to(device).requires_grad_()
+    b2 = torch.zeros(MODELS, 1, 1, device=device, requires_grad=True)
+    params = [W1, b1, W2, b2]
+    opt = torch.optim.Adam(params, lr=1e-2)
+
+    def step():
+        h = torch.tanh(torch.baddbmm(b1, x, W1))
+        loss = ((torch.baddbmm(b2, h, W2) - y) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return params, step
+
+
+def run(variant: str, steps: int, device, every: int = 1) -> tuple[float, float, float]:
+    """Seconds per step: in all, inside the tracer while training, building the table at the end."""
+    import torch
+
+    from sitegen.trace import Tracer
+
+    experiments = [f"n={10 * (m // 6 + 1)}" for m in range(MODELS)]
+    runs = [m % 6 for m in range(MODELS)]
+    params, step = setup(device)
+    W1, b1, W2, b2 = params
+    tracer = Tracer(chunk_steps=50)
+    for s in range(20):  # warm up
+        step()
+    sync(device)
+    in_tracer = 0.0
+    # CPU time of this thread: on a busy machine, time spent waiting for a core is not counted
+    clock = time.thread_time if device.type == "cpu" else time.perf_counter
+    start = clock()
+    for s in range(steps):
+        step()
+        if s % every:
+            continue
+        t0 = clock()
+        if variant == "record_batch":
+            with torch.no_grad():
+                block = torch.cat([W1.transpose(1, 2).reshape(MODELS, -1), b1.reshape(MODELS, -1),
+                                   W2.reshape(MODELS, -1), b2.reshape(MODELS, -1)], 1)
+            tracer.record_batch(s, NAMES, block, experiment=experiments, run=runs)
+        elif variant == "record":
+            for m in range(MODELS):
+                tracer.record(s, {"hidden.weight": W1[m].T, "hidden.bias": b1[m, 0],
+                                  "out.weight": W2[m].T, "out.bias": b2[m, 0]},
+                              experiment=experiments[m], run=runs[m])
+        in_tracer += clock() - t0
+    final = 0.0
+    if variant != "baseline":
+        t0 = clock()
+        frame = tracer.frame()
+        final = clock() - t0
+        assert len(frame) == len(range(0, steps, every)) * MODELS * 50, len(frame)
+    sync(device)
+    return (clock() - start) / steps, in_tracer / steps, final / steps
+
+
+def sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits models this small)")
+    p.add_argument("--skip-per-model", action="store_true", help="skip the slow record() variant")
+    p.add_argument("--every", type=int, default=10,
+                   help="also time record_batch tracing every N-th step (as the experiments do)")
+    args = p.parse_args(argv)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    torch.set_num_threads(args.threads)
+    print(f"device {device}, {MODELS} models x 50 parameters, {args.steps} steps, "
+          f"best of {args.repeats}, torch threads {torch.get_num_threads()}")
+    variants = ["baseline", "record_batch"] + ([] if args.skip_per_model else ["record"])
+    if args.every > 1:
+        variants.append(f"record_batch every {args.every}")
+    import pandas  # noqa: F401 - imported once per program, not a per-step cost
+    import pyarrow  # noqa: F401
+
+    # Interleave the variants and keep each one's fastest run: other work on the machine only
+    # ever makes a run slower.
+    best = {v: (math.inf, math.inf, math.inf) for v in variants}
+    for _ in range(args.repeats):
+        for v in variants:
+            every = args.every if v.endswith(f"every {args.every}") else 1
+            name = v.split(" every")[0]
+            best[v] = tuple(min(a, b) for a, b in zip(best[v], run(name, args.steps, device, every)))
+    base = best["baseline"][0]
+    print(f"{'baseline':>22}: {1e6 * base:8.1f} us/step")
+    for v in variants[1:]:
+        total, during, final = best[v]
+        print(f"{v:>22}: {1e6 * total:8.1f} us/step; while training {1e6 * during:6.1f} us/step "
+              f"= {100 * during / base:4.1f}% of a step; building the table at the end "
+              f"{1e6 * final:6.1f} us/step")
+    return best
+
+
+if __name__ == "__main__":
+    main()
