@@ -156,6 +156,15 @@ class Builder:
         self.cache_loaded = False
         self.graph: dict[str, set[str]] = {}   # output file -> every input file it depends on
         self.last_result: BuildResult | None = None
+        #: write the cache after every build; the preview server turns this off and calls
+        #: save_cache() when idle, so the write is not between a save and the reload
+        self.autosave = True
+        #: what the renderer computed last time, keyed by the identity of its inputs (in memory only)
+        self.memo: dict = {}
+        self._hint: set[str] | None = None     # files changed since the previous build, if known
+        self._scanned = False                  # a build in this process has checked every post
+        self._post_paths: list[Path] | None = None
+        self._resolved: dict[str, str] = {}
 
     # -- cache ------------------------------------------------------------------------------------
     @property
@@ -177,6 +186,10 @@ class Builder:
         except Exception:
             pass  # a damaged cache only costs a full build
 
+    def save_cache(self) -> None:
+        """Write the parse and render cache to disk (``autosave`` does it after every build)."""
+        self._save_cache()
+
     def _save_cache(self) -> None:
         if not self.use_cache:
             return
@@ -190,10 +203,19 @@ class Builder:
             gitignore.write_text("*\n")
 
     # -- the build --------------------------------------------------------------------------------
-    def build(self, in_place: bool = False) -> BuildResult:
-        """Build the site. Raises :class:`BuildError` with every problem if anything is wrong."""
+    def build(self, in_place: bool = False, changed=None) -> BuildResult:
+        """Build the site. Raises :class:`BuildError` with every problem if anything is wrong.
+
+        ``changed``: every file created, modified or deleted since this Builder's previous build
+        (the preview server's watcher knows them). Files not in it are trusted to be as they were,
+        which spares stat-ing thousands of posts, data files and outputs per keystroke-save.
+        None (the default) checks everything.
+        """
         t0 = time.perf_counter()
         self._load_cache()
+        self._hint = None
+        if changed is not None and self._scanned:
+            self._hint = {str(c) for c in changed}
         report = Report()
         try:
             config = load_config(self.root)
@@ -220,7 +242,8 @@ class Builder:
         if any(p.level == "error" for p in problems):
             raise BuildError(problems)
         written, removed = self._write(pages, out_dir, in_place)
-        self._save_cache()
+        if self.autosave:
+            self._save_cache()
         result = BuildResult(out_dir, problems, len(pages), written, removed, parsed_now,
                              time.perf_counter() - t0)
         self.last_result = result
@@ -229,12 +252,13 @@ class Builder:
     # -- stage 1: load ------------------------------------------------------------------------------
     def _load_posts(self, report: Report) -> list[Post]:
         cache = self.cache["posts"]
+        hint = self._hint
         posts, seen = [], set()
-        for path in discover(self.root / "content"):
+        for path in self._post_sources(cache):
             key = str(path)
             seen.add(key)
-            stamp = _stamp(path)
             hit = cache.get(key)
+            stamp = hit[0] if hint is not None and hit is not None and key not in hint else _stamp(path)
             if hit and hit[0] == stamp:
                 post, problems = hit[1], hit[2]
             else:
@@ -246,6 +270,17 @@ class Builder:
         for key in set(cache) - seen:
             del cache[key]
         return posts
+
+    def _post_sources(self, cache) -> list[Path]:
+        """The post files: last build's list when the changed files cannot have altered it."""
+        hint, known = self._hint, self._post_paths
+        if hint is not None and known is not None:
+            content = str(self.root / "content") + os.sep
+            # Any other change in content/ (a new file, a deleted one, a folder) needs a fresh look.
+            if all(not h.startswith(content) or (h in cache and os.path.isfile(h)) for h in hint):
+                return known
+        self._post_paths = discover(self.root / "content")
+        return self._post_paths
 
     def _check_posts(self, posts: list[Post], report: Report) -> list[Post]:
         if not self.drafts:
@@ -267,7 +302,15 @@ class Builder:
 
     # -- stage 2: parse -----------------------------------------------------------------------------
     def _md_targets(self, posts: list[Post]) -> dict[str, str]:
-        return {str(p.source.resolve()): p.url for p in posts}
+        resolved = self._resolved
+        targets = {}
+        for p in posts:
+            source = str(p.source)
+            real = resolved.get(source)
+            if real is None:
+                real = resolved[source] = str(p.source.resolve())
+            targets[real] = p.url
+        return targets
 
     def _process_posts(self, posts: list[Post], renderer, report: Report) -> list[str]:
         """Parse the posts that changed and render the post pages whose inputs changed, in workers."""
@@ -300,18 +343,22 @@ class Builder:
             entry = parsed_cache.get(post.rel)
             if entry:
                 report.extend(entry[1].problems)
+        self._scanned = True
         return sorted(parsed_now)
 
     def _post_stamp(self, post: Post):
-        return (_stamp(post.source), post.line_offset)
+        loaded = self.cache["posts"].get(str(post.source))  # the stamp of the text that was loaded
+        return (loaded[0] if loaded else _stamp(post.source), post.line_offset)
 
     def _parsed_valid(self, post: Post, hit, md_targets) -> bool:
         stamp, parsed = hit
         if stamp != self._post_stamp(post):
             return False
-        if any(_stamp(dep) != st for dep, st in parsed.deps.items()):
+        hint = self._hint
+        deps = parsed.deps if hint is None else parsed.deps.keys() & hint
+        if any(_stamp(dep) != parsed.deps[dep] for dep in deps):
             return False
-        return all(md_targets.get(src) == url for src, url in parsed.md_links.items())
+        return not parsed.md_links or all(md_targets.get(src) == url for src, url in parsed.md_links.items())
 
     def _run_jobs(self, posts, jobs, md_targets, renderer):
         _WORK.update(posts=posts, root=self.root, md_targets=md_targets, renderer=renderer,
@@ -382,7 +429,10 @@ class Builder:
     def _write_staged(self, pages, out_dir: Path, old_pages):
         staged: list[tuple[Path, Path]] = []
         try:
+            trusted = self._hint is not None  # the previous build wrote them; nothing else touches them
             for rel, page in pages.items():
+                if page.data is None and trusted:
+                    continue
                 dest = out_dir / rel
                 if page.data is None and dest.exists():
                     continue

@@ -31,10 +31,10 @@ class Renderer:
         self.out_dir = out_dir
         self.report = report
         self.root = builder.root
-        self.env = self._environment()
         self.template_digest = self._template_digest()
         self.config_digest = _digest(sorted((k, repr(v)) for k, v in vars(config).items()), builder.drafts,
                                      builder.preview)
+        self.env = self._shared_environment()
         self.old_pages = builder.cache.get("pages", {})
         self.pages: dict[str, PageOut] = {}
         self.assets: dict[str, str] = {}
@@ -46,6 +46,23 @@ class Renderer:
             dirs.append(self.root / "templates")
         dirs.append(PACKAGE_DIR / "templates")
         return dirs
+
+    def _memo(self, name: str) -> dict:
+        """Last build's results, for a Builder kept alive across builds (the preview server)."""
+        return getattr(self.builder, "memo", {}).setdefault(name, {})
+
+    def _shared_environment(self):
+        """Last build's Jinja environment while templates and config are unchanged: compiling the
+        templates again would cost more than rendering the one page a preview edit changes."""
+        memo = self._memo("env")
+        key = (self.template_digest, self.config_digest, tuple(str(d) for d in self._template_dirs()))
+        if memo.get("key") == key:
+            env = memo["env"]
+            env.globals["asset"] = self.asset_url
+            return env
+        env = self._environment()
+        memo.update(key=key, env=env)
+        return env
 
     def _environment(self):
         from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -59,7 +76,8 @@ class Renderer:
         env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
         env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}" if d else ""
         env.filters["rfc3339"] = lambda d: (d or dt.datetime(1970, 1, 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        env.filters["absolute"] = lambda u: self.config.absolute(u)
+        config = self.config  # not self: a kept environment must not keep a whole build alive
+        env.filters["absolute"] = lambda u: config.absolute(u)
         from sitegen.markdown import slugify
 
         env.filters["tagslug"] = slugify
@@ -174,27 +192,57 @@ class Renderer:
         return False
 
     def _old_exists(self, rel: str) -> bool:
-        return self.builder.cache.get("out_dir") == str(self.out_dir) and (self.out_dir / rel).exists()
+        if self.builder.cache.get("out_dir") != str(self.out_dir):
+            return False
+        # Told which files changed, the builder trusts its own output to be where it wrote it.
+        return getattr(self.builder, "_hint", None) is not None or (self.out_dir / rel).exists()
 
     # -- pages ----------------------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Everything post pages need to know about the whole site, before any is rendered."""
         self.collect_assets()
-        self.listed = sorted([p for p in self.posts if p.listed or (self.builder.drafts and p.draft)],
-                             key=_sort_key)
-        self.sorted_posts = sorted(self.posts, key=_sort_key)
+        self.sorted_posts = self._ordered()
+        self.listed = [p for p in self.sorted_posts if p.listed or (self.builder.drafts and p.draft)]
         self.base_key = (self.template_digest, self.config_digest, _digest(sorted(self.assets.items())))
-        self.neighbours = {}
-        for i, post in enumerate(self.listed):
-            newer = self.listed[i - 1] if i > 0 else None
-            older = self.listed[i + 1] if i + 1 < len(self.listed) else None
-            self.neighbours[post.rel] = (_neighbour(newer), _neighbour(older))
+        self.position = {p.rel: i for i, p in enumerate(self.listed)}
+        self.neighbours = _Neighbours(self.listed, self.position)
+
+    def _ordered(self) -> list:
+        """The posts newest first. Sorting 4,000 posts on every preview rebuild adds up, so the
+        order is reused while every post's sort key is what it was."""
+        memo = self._memo("order")
+        keys = memo.setdefault("keys", {})
+        sort_keys = []
+        for post in self.posts:
+            hit = keys.get(post.rel)
+            if hit is None or hit[0] is not post:
+                hit = keys[post.rel] = (post, _sort_key(post))
+            sort_keys.append(hit[1])
+        sort_keys = tuple(sort_keys)
+        if memo.get("sort_keys") != sort_keys:
+            memo["sort_keys"] = sort_keys
+            memo["permutation"] = sorted(range(len(sort_keys)), key=sort_keys.__getitem__)
+        if len(keys) > 2 * len(self.posts) + 100:
+            live = {p.rel for p in self.posts}
+            for rel in [r for r in keys if r not in live]:
+                del keys[rel]
+        posts = self.posts
+        return [posts[i] for i in memo["permutation"]]
 
     def post_page_key(self, post, pp) -> str:
-        return _digest(self.base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
-                       post.authors, post.tags, post.layout, post.draft, post.under_construction,
-                       post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
-                       self.neighbours.get(post.rel))
+        # Same post, same parse, same neighbours (all by identity): same key, without hashing again.
+        adjacent = self.neighbours.adjacent(post.rel)
+        memo = self._memo("post_key")
+        hit = memo.get(post.rel)
+        if (hit is not None and hit[0] is post and hit[1] is pp and hit[2] == self.base_key
+                and hit[3][0] is adjacent[0] and hit[3][1] is adjacent[1]):
+            return hit[4]
+        key = _digest(self.base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
+                      post.authors, post.tags, post.layout, post.draft, post.under_construction,
+                      post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
+                      self.neighbours.get(post.rel))
+        memo[post.rel] = (post, pp, self.base_key, adjacent, key)
+        return key
 
     def reuse_post_page(self, post, pp) -> bool:
         return self._reuse(f"{post.slug}/index.html", self.post_page_key(post, pp))
@@ -254,8 +302,12 @@ class Renderer:
         }
 
     def _post_files(self, post, pp) -> None:
-        for name, data in pp.files.items():
-            self._emit(f"{post.slug}/{name}", _digest(data), lambda data=data: data, binary=True)
+        memo = self._memo("file_keys")
+        hit = memo.get(post.rel)
+        if hit is None or hit[0] is not pp:
+            hit = memo[post.rel] = (pp, [(name, _digest(data)) for name, data in pp.files.items()])
+        for name, key in hit[1]:
+            self._emit(f"{post.slug}/{name}", key, lambda name=name: pp.files[name], binary=True)
         if post.is_bundle:
             folder = post.source.parent
             for path in sorted(folder.rglob("*")):
@@ -265,13 +317,31 @@ class Renderer:
                                stamp.st_size), lambda path=path: path.read_bytes(), binary=True)
 
     def _summaries(self, entries) -> list[dict]:
+        memo = self._memo("summary")
         out = []
         for post, pp in entries:
+            hit = memo.get(post.rel)
+            if hit is not None and hit[0] is post and hit[1] is pp:
+                out.append(hit[2])
+                continue
             excerpt = (Markup(_absolute_links(pp.excerpt_html, post.url)) if post.summary is None
                        else Markup.escape(post.summary))
-            out.append({"url": post.url, "title": post.title, "date": post.date, "excerpt": excerpt,
-                        "tags": post.tags, "draft": post.draft, "authors": post.authors})
+            summary = {"url": post.url, "title": post.title, "date": post.date, "excerpt": excerpt,
+                       "tags": post.tags, "draft": post.draft, "authors": post.authors}
+            memo[post.rel] = (post, pp, summary)
+            out.append(summary)
         return out
+
+    def _key(self, name: str, inputs: tuple, compute) -> str:
+        """``compute()``, unless ``inputs`` equal last build's (tuples compare items by identity
+        first, so unchanged summaries cost a pointer comparison, not a hash of their text)."""
+        memo = self._memo("keys")
+        hit = memo.get(name)
+        if hit is not None and hit[0] == inputs:
+            return hit[1]
+        key = compute()
+        memo[name] = (inputs, key)
+        return key
 
     def _index_pages(self, entries, base_key) -> None:
         per = self.config.posts_per_page
@@ -282,8 +352,9 @@ class Renderer:
             url = "/" if n == 1 else f"/page/{n}/"
             prev_url = None if n == 1 else ("/" if n == 2 else f"/page/{n - 1}/")
             next_url = f"/page/{n + 1}/" if n < total else None
-            key = _digest(base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
-                                                         e["tags"], e["draft"]) for e in chunk])
+            key = self._key(f"index/{n}", (base_key, total, tuple(chunk)), lambda chunk=chunk, n=n: _digest(
+                base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
+                                               e["tags"], e["draft"]) for e in chunk]))
             rel = "index.html" if n == 1 else f"page/{n}/index.html"
             self._emit(rel, key, lambda chunk=chunk, url=url, n=n, prev_url=prev_url, next_url=next_url: self._render(
                 "index.html", "the index", posts=chunk, page_number=n, page_count=total,
@@ -296,14 +367,18 @@ class Renderer:
 
         tags: dict[str, list] = {}
         names: dict[str, str] = {}
+        slugs = self._memo("tag_slugs")
         for post, pp in entries:
             for tag in post.tags:
-                slug = slugify(tag)
+                slug = slugs.get(tag)
+                if slug is None:
+                    slug = slugs[tag] = slugify(tag)
                 names.setdefault(slug, tag)
                 tags.setdefault(slug, []).append((post, pp))
         for slug, items in tags.items():
             chunk = self._summaries(items)
-            key = _digest(base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"])) for e in chunk])
+            key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(chunk)), lambda chunk=chunk, slug=slug: _digest(
+                base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"])) for e in chunk]))
             self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(
                 "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=chunk,
                 **self._page_common(f"/tags/{slug}/", f"Posts tagged {names[slug]}", self.config.description)))
@@ -328,7 +403,8 @@ class Renderer:
 
     def _sitemap(self, posts, base_key) -> None:
         urls = [("/", None)] + [(p.url, p.updated or p.date) for p in posts if p.listed]
-        key = _digest(base_key, "sitemap", [(u, repr(d)) for u, d in urls])
+        key = self._key("sitemap", (base_key, tuple(urls)), lambda: _digest(
+            base_key, "sitemap", [(u, repr(d)) for u, d in urls]))
         self._emit("sitemap.xml", key, lambda: self._render("sitemap.xml", "the sitemap", urls=urls))
 
     def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
@@ -338,6 +414,28 @@ class Renderer:
 
 def _neighbour(post):
     return {"url": post.url, "title": post.title} if post else None
+
+
+class _Neighbours:
+    """Each listed post's newer and older neighbour, worked out when asked (most never are)."""
+
+    def __init__(self, listed, position):
+        self.listed = listed
+        self.position = position
+
+    def adjacent(self, rel):
+        i = self.position.get(rel)
+        if i is None:
+            return (None, None)
+        newer = self.listed[i - 1] if i > 0 else None
+        older = self.listed[i + 1] if i + 1 < len(self.listed) else None
+        return (newer, older)
+
+    def get(self, rel, default=None):
+        if rel not in self.position:
+            return default
+        newer, older = self.adjacent(rel)
+        return (_neighbour(newer), _neighbour(older))
 
 
 def _page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
