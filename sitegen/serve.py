@@ -47,7 +47,7 @@ CLIENT_DIR = PACKAGE_DIR / "static_preview"
 INTERNAL = "/__sitegen/"
 
 #: a burst of events is over once none came for this long (an editor's save takes a few ms)
-QUIET = 0.03
+QUIET = 0.015
 #: a file that was opened for writing and not closed yet is given this long to be closed
 SETTLE = 0.5
 #: a file rewritten without pause (a training run streaming its trace) still rebuilds this often
@@ -1048,6 +1048,13 @@ class PreviewServer:
             return
         self._trust_hints = True
         self._succeeded(changed, result, time.perf_counter() - t0)
+        if changed is None:
+            # Thousands of cached posts would otherwise be traversed by every full garbage
+            # collection, and one would land in the middle of the next edit's rebuild.
+            import gc
+
+            gc.collect()
+            gc.freeze()
 
     def _record(self, changed, result, problems, seconds) -> dict:
         entry = {"changed": sorted(changed) if changed is not None else None,
