@@ -233,10 +233,12 @@ def _footnote_ref(self, tokens, idx, options, env):
     # The sup links to the note at the end (works everywhere, RSS too). The sidenote beside it is
     # shown in the margin on wide screens and toggled by a CSS-only checkbox on narrow ones.
     toggle = f"sn-{n}{sub.replace(':', '-')}"
-    return (f'<sup class="footnote-ref"><a href="#fn-{n}" id="{ref_id}">{n}</a></sup>'
+    # The comments delimit the sidenote so the feed can drop it (feeds keep the notes at the end).
+    return (f'<sup class="footnote-ref"><a href="#fn-{n}" id="{ref_id}">{n}</a></sup><!--sidenote-->'
             f'<label for="{toggle}" class="sidenote-toggle" title="Show note {n}">&#8853;</label>'
             f'<input type="checkbox" id="{toggle}" class="sidenote-switch" aria-label="Show note {n}">'
-            f'<span class="sidenote" role="note"><span class="sidenote-number">{n}</span> {note_html}</span>')
+            f'<span class="sidenote" role="note"><span class="sidenote-number">{n}</span> {note_html}</span>'
+            '<!--/sidenote-->')
 
 
 def _footnote_block_open(self, tokens, idx, options, env):

@@ -38,6 +38,11 @@ class Renderer:
         self.old_pages = builder.cache.get("pages", {})
         self.pages: dict[str, PageOut] = {}
         self.assets: dict[str, str] = {}
+        self.md_targets: dict[str, str] = {}
+        #: posts whose page and files were carried over from the previous build unchanged
+        self.carried: set[str] = set()
+        trusted = getattr(builder, "_hint", None) is not None and builder.cache.get("out_dir") == str(out_dir)
+        self._carry = self._memo("carry") if trusted else None
 
     # -- templates ------------------------------------------------------------------------------------
     def _template_dirs(self) -> list[Path]:
@@ -275,10 +280,63 @@ class Renderer:
     def add_post_page(self, post, page: PageOut) -> None:
         self.pages[f"{post.slug}/index.html"] = page
 
+    # -- carrying posts over between preview rebuilds -----------------------------------------------
+    def carry_post(self, post, hit) -> bool:
+        """Take a post's page and files as the previous build left them, if nothing they came from
+        changed: the same post and parse (by identity), no changed file among the post's inputs,
+        the same neighbours, templates, config and assets. Only when the builder was told which
+        files changed (the preview); a rebuild after one save then skips the other posts outright."""
+        if self._carry is None:
+            return False
+        prev = self._carry.get(post.rel)
+        if prev is None or prev[0] is not post or prev[1] is not hit or prev[2] != self.base_key:
+            return False
+        newer, older = self.neighbours.adjacent(post.rel)
+        if prev[3] is not newer or prev[4] is not older:
+            return False
+        parsed = hit[1]
+        if parsed.deps and not self.builder._hint.isdisjoint(parsed.deps):
+            return False
+        if parsed.md_links and any(self.md_targets.get(src) != url for src, url in parsed.md_links.items()):
+            return False
+        self.pages.update(prev[5])
+        self.carried.add(post.rel)
+        return True
+
+    def remember(self, parsed_cache) -> None:
+        """After a successful write: what each post produced, for :meth:`carry_post` next time."""
+        memo = self._memo("carry")
+        if len(memo) > len(self.posts) + len(self.carried) // 10 + 16:
+            live = {p.rel for p in self.posts}
+            for rel in [r for r in memo if r not in live]:
+                del memo[rel]
+        for post in self.posts:
+            if post.rel in self.carried or post.is_bundle:
+                continue
+            hit = parsed_cache.get(post.rel)
+            page = self.pages.get(f"{post.slug}/index.html")
+            if hit is None or page is None:
+                memo.pop(post.rel, None)
+                continue
+            outputs = {}
+            for rel in [f"{post.slug}/index.html"] + [f"{post.slug}/{name}" for name in hit[1].files]:
+                out = self.pages.get(rel)
+                if out is None:
+                    break
+                outputs[rel] = out if out.data is None else PageOut(out.key, None, out.links, out.ids, out.source)
+            else:
+                newer, older = self.neighbours.adjacent(post.rel)
+                memo[post.rel] = (post, hit, self.base_key, newer, older, outputs)
+                continue
+            memo.pop(post.rel, None)
+
     def render_all(self) -> dict[str, PageOut]:
         """Every page but the post pages themselves (see render_post_page), and the posts' files."""
         parsed = {rel: entry[1] for rel, entry in self.builder.cache["parsed"].items()}
+        carried = self.carried
         for post in self.sorted_posts:
+            if post.rel in carried:
+                continue
             pp = parsed.get(post.rel)
             if pp is not None:
                 self._post_files(post, pp)
@@ -393,7 +451,7 @@ class Renderer:
         for post, pp in items:
             date = post.date or dt.datetime.fromtimestamp(os.stat(post.source).st_mtime).replace(microsecond=0)
             # content is a plain str, so it is autoescaped as Atom's type="html" wants
-            feed.append({"post": post, "content": pp.html, "published": date,
+            feed.append({"post": post, "content": _for_feed(pp.html), "published": date,
                          "updated": post.updated or date,
                          "summary": post.summary if post.summary is not None else _text(pp.excerpt_html)})
         updated = max((e["updated"] for e in feed), default=dt.datetime(1970, 1, 1))
@@ -410,6 +468,16 @@ class Renderer:
     def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
         self._emit(rel, _digest(base_key, rel), lambda: self._render(
             template, rel, **self._page_common(page_url, "Page not found", self.config.description)))
+
+
+DATA_ISLAND = re.compile(r'<script type="application/json" class="sg-data"[^>]*>.*?</script>', re.S)
+SIDENOTE = re.compile(r"<!--sidenote-->.*?<!--/sidenote-->", re.S)
+
+
+def _for_feed(html: str) -> str:
+    """Feed readers run no scripts and apply no stylesheet: figure data islands are dead weight there,
+    and sidenotes would show twice (the numbered notes at the end carry the same text)."""
+    return SIDENOTE.sub("", DATA_ISLAND.sub("", html))
 
 
 def _neighbour(post):

@@ -136,6 +136,14 @@ def test_atom_feed_has_ids_dates_and_full_content(site):
     assert "<em>feed</em>" in entry.content[0].value
 
 
+def test_feed_content_drops_sidenotes_but_keeps_the_notes(site):
+    site.post("a.md", "---\ntitle: A\ndate: 2024-03-04\n---\nClaim[^1].\n\n[^1]: The unique note text.\n")
+    site.build()
+    content = feedparser.parse(site.page("feed.xml")).entries[0].content[0].value
+    assert content.count("The unique note text.") == 1 and 'class="sidenote"' not in content
+    assert site.page("a/index.html").count("The unique note text.") == 2  # margin note + end note
+
+
 def test_sitemap_robots_404_and_meta_tags(site):
     site.post("a.md", "---\ntitle: Meta <check>\ndate: 2024-03-04\nsummary: About it.\n---\nText.\n")
     site.build()
