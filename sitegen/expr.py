@@ -1044,7 +1044,7 @@ def _format_number(v) -> str:
 
 
 def _needs_quotes(name: str) -> bool:
-    return "|" in name or CLOSE in name or OPEN in name or name.startswith('"') or name != name.strip() or not name
+    return any(c in name for c in '|"\\' + OPEN + CLOSE) or name != name.strip() or not name
 
 
 def placeholder(name: str, options: Mapping[str, Any] | None = None) -> str:

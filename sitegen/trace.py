@@ -315,7 +315,7 @@ class Tracer:
         self._chunks.append(chunk)
         if self.live_dir is not None and len(chunk["step"]):
             self._parts_written += 1
-            _write_parquet(self._table([chunk]), self.live_dir / f"part-{self._parts_written:05d}.parquet")
+            _write_parquet(self._table([chunk], dictionary=True), self.live_dir / f"part-{self._parts_written:05d}.parquet")
 
     def frame(self):
         """Everything recorded, as a pandas DataFrame in long format."""
@@ -323,10 +323,14 @@ class Tracer:
         return self._table(self._chunks).to_pandas()
 
     def write(self, path: str | Path) -> Path:
-        """Write the whole table as parquet, atomically (a temporary name, then a rename)."""
+        """Write the whole table as parquet, atomically (a temporary name, then a rename).
+
+        Text columns (param, and experiment or run when they are not numbers) are stored
+        dictionary-encoded: pandas reads them back as categoricals in order of first appearance.
+        """
         self.flush()
         path = Path(path)
-        _write_parquet(self._table(self._chunks), path)
+        _write_parquet(self._table(self._chunks, dictionary=True), path)
         return path
 
     def __len__(self) -> int:
@@ -385,20 +389,21 @@ class Tracer:
             codes = self._names_cache[key] = tuple(self._code(column, v) for v in values)
         return codes
 
-    def _table(self, chunks: list[dict]):
+    def _table(self, chunks: list[dict], dictionary: bool = False):
         """An Arrow table from chunks: experiment, run, step, param, value, extra columns.
 
-        Strings are made from their codes inside Arrow (a dictionary cast), never one python
-        string per row, so even millions of rows take a fraction of a second.
+        Text columns are built from their integer codes inside Arrow, never one python string per
+        row. With ``dictionary`` they stay dictionary-encoded (what parquet stores anyway, and
+        what the site's data catalog groups by); otherwise they are cast to plain strings.
         """
         import pyarrow as pa
 
         rows = _rows(chunks)
         columns = {
-            "experiment": _label_column(self._labels["experiment"], rows["experiment"]),
-            "run": _label_column(self._labels["run"], rows["run"]),
+            "experiment": _label_column(self._labels["experiment"], rows["experiment"], dictionary),
+            "run": _label_column(self._labels["run"], rows["run"], dictionary),
             "step": pa.array(rows["step"]),
-            "param": _string_column(self._param_names, rows["param"]),
+            "param": _string_column(self._param_names, rows["param"], dictionary),
             "value": pa.array(rows["value"]),
         }
         for name, values in rows["extras"].items():
@@ -627,7 +632,7 @@ def _rows(chunks: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
-def _label_column(labels: list, codes: np.ndarray):
+def _label_column(labels: list, codes: np.ndarray, dictionary: bool = False):
     """Experiment or run labels: int64 when all are ints, float64 when all are numbers, else
     strings (None stays missing)."""
     import pyarrow as pa
@@ -636,14 +641,14 @@ def _label_column(labels: list, codes: np.ndarray):
         return pa.array(np.asarray(labels, dtype=np.int64)[codes] if labels else codes.astype(np.int64))
     if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in labels):
         return pa.array(np.asarray(labels, dtype=np.float64)[codes])
-    return _string_column([None if x is None else str(x) for x in labels], codes)
+    return _string_column([None if x is None else str(x) for x in labels], codes, dictionary)
 
 
-def _string_column(strings: list, codes: np.ndarray):
+def _string_column(strings: list, codes: np.ndarray, dictionary: bool = False):
     import pyarrow as pa
 
-    dictionary = pa.array(strings, type=pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), dictionary).cast(pa.string())
+    column = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(strings, type=pa.string()))
+    return column if dictionary else column.cast(pa.string())
 
 
 def _write_parquet(table, path: Path) -> None:

@@ -255,3 +255,16 @@ def test_gp_template_matches_a_torch_module_traced_with_the_same_transforms():
     tracer.record_module(0, module, transforms=E.tracer_transforms(kernel, backend="torch"),
                          labels={"kernel.lengthscale": FEATURES, "kernel.cat_lengthscale": CATEGORIES})
     assert set(E.placeholders(E.unvectorize(E.constrain(kernel)))) == set(tracer.frame()["param"])
+
+
+def test_the_site_parses_printed_templates_to_the_same_names_and_settings():
+    template = pytest.importorskip("sitegen.figures.template")
+    names = ["plain", "odd|name", 'say "hi"', "back\\slash", "w[log_lr]"]
+    tree = E.const(0.0)
+    for name in names:
+        tree = tree + E.param(name, options={"log": True, "label": "ℓ₁"})
+    parsed = template.parse(E.to_template(tree)).placeholders
+    assert [p.name for p in parsed] == names
+    assert all(p.log is True and p.label == "ℓ₁" for p in parsed)
+    kernel_text = E.to_template(E.unvectorize(E.constrain(gp_kernel())))
+    assert [p.name for p in template.parse(kernel_text).placeholders] == E.template_placeholders(kernel_text)
