@@ -220,11 +220,12 @@ def as_node(value) -> Node:
 
 
 class Const(Node):
-    """A constant. With ``name`` it prints as that name (a hyper-parameter such as ``w_cls``)."""
+    """A constant. With ``name`` it prints as that name (a hyper-parameter such as ``w_cls``);
+    ``math_name`` is its name in the math style."""
 
-    __slots__ = ("value", "name", "shape")
+    __slots__ = ("value", "name", "math_name", "shape")
 
-    def __init__(self, value, name: str | None = None):
+    def __init__(self, value, name: str | None = None, math_name: str | None = None):
         if isinstance(value, (list, tuple)):
             value = np.asarray(value, dtype=np.float64)
         if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -233,6 +234,7 @@ class Const(Node):
             value = value.item()
         self.value = value
         self.name = name
+        self.math_name = math_name   # how it prints in the math style (√5 for sqrt(5))
         self.shape = tuple(np.shape(value))
 
     def key(self):
@@ -526,7 +528,8 @@ def ne(a, b): return Op("ne", a, b)
 _r = Var("r")
 matern52 = define(
     "matern52", ["r"],
-    (1 + Const(5 ** 0.5, "sqrt(5)") * _r + Const(5 / 3, "5/3") * _r ** 2) * exp(-(Const(5 ** 0.5, "sqrt(5)") * _r)),
+    (1 + Const(5 ** 0.5, "sqrt(5)", "√5") * _r + Const(5 / 3, "5/3") * _r ** 2)
+    * exp(-(Const(5 ** 0.5, "sqrt(5)", "√5") * _r)),
     doc="Matérn kernel with smoothness 5/2 as a function of the scaled distance r")
 del _r
 
@@ -1135,7 +1138,7 @@ class _Printer:
     def flat(self, n: Node) -> str:
         if isinstance(n, Const):
             if n.name:
-                return n.name
+                return n.math_name if self.style == "math" and n.math_name else n.name
             return _format_number(n.value).replace("-", "\u2212") if self.style == "math" \
                 else _format_number(n.value)
         if isinstance(n, Param):

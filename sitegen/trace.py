@@ -6,9 +6,14 @@ reads: ``experiment, run, step, param, value`` plus any extra columns.
 
 Why it is shaped this way: a training step of a small model takes well under a millisecond on a
 GPU, and asking the device for one number (``.item()``) waits for everything queued before it.
-So the tracer copies each record into one flat tensor *on the device*, keeps those until
-``chunk_steps`` distinct steps have been seen, and then moves the whole chunk to the host in a
-single transfer. The table is built with numpy from cached name arrays, not row by row.
+So the tracer copies each record into one flat tensor *on the device* (``record_batch`` copies
+into the next row of a buffer allocated once per chunk), keeps those until ``chunk_steps``
+distinct steps have been seen, and then moves the whole chunk to the host in a single transfer.
+On the host, names, experiments and runs are small integer codes; the strings of the table are
+made once, inside Arrow, when it is written.
+
+For many models, prefer one ``record_batch`` per step over one ``record`` per model: the first is
+one device copy, the second is python work per model (``bench/trace_overhead.py`` measures both).
 
 torch and jax are never imported here at module level: experiments import this module, the site
 builder does not, and a tracer used with numpy alone needs neither.

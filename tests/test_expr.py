@@ -268,3 +268,17 @@ def test_the_site_parses_printed_templates_to_the_same_names_and_settings():
     assert all(p.log is True and p.label == "ℓ₁" for p in parsed)
     kernel_text = E.to_template(E.unvectorize(E.constrain(gp_kernel())))
     assert [p.name for p in template.parse(kernel_text).placeholders] == E.template_placeholders(kernel_text)
+
+
+def test_a_defined_function_can_be_a_constraint_and_the_tracer_applies_it():
+    x = E.var("x")
+    E.define("positive", ["x"], E.exp(x) + E.const(1e-4))
+    noise = E.param("likelihood.raw_noise", transform="positive")
+    assert noise.constrained == "likelihood.noise"
+    assert flat(noise) == "positive(⟦likelihood.raw_noise⟧)"
+    assert flat(E.constrain(noise)) == "⟦likelihood.noise⟧"
+    name, fn = E.tracer_transforms(noise, backend="torch")["likelihood.raw_noise"]
+    assert name == "likelihood.noise"
+    assert float(fn(torch.tensor(0.0))) == pytest.approx(1.0001)
+    assert float(E.evaluate(noise, {"likelihood.raw_noise": 0.0})) == pytest.approx(1.0001)
+    assert float(E.evaluate(E.constrain(noise), {"likelihood.noise": 0.5})) == 0.5
