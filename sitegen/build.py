@@ -242,6 +242,7 @@ class Builder:
         if any(p.level == "error" for p in problems):
             raise BuildError(problems)
         written, removed = self._write(pages, out_dir, in_place)
+        renderer.remember(self.cache["parsed"])
         if self.autosave:
             self._save_cache()
         result = BuildResult(out_dir, problems, len(pages), written, removed, parsed_now,
@@ -317,8 +318,11 @@ class Builder:
         md_targets = self._md_targets(posts)
         parsed_cache = self.cache["parsed"]
         jobs = []
+        renderer.md_targets = md_targets
         for i, post in enumerate(posts):
             hit = parsed_cache.get(post.rel)
+            if hit is not None and renderer.carry_post(post, hit):
+                continue
             if hit is not None and self._parsed_valid(post, hit, md_targets):
                 if not renderer.reuse_post_page(post, hit[1]):
                     jobs.append((i, False))

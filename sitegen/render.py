@@ -343,8 +343,9 @@ class Renderer:
         entries = [(p, parsed.get(p.rel)) for p in self.listed]
         entries = [(p, pp) for p, pp in entries if pp is not None]
         base_key = self.base_key
-        self._index_pages(entries, base_key)
-        self._tag_pages(entries, base_key)
+        summaries = self._summaries(entries)
+        self._index_pages(entries, base_key, summaries)
+        self._tag_pages(entries, base_key, summaries)
         self._feed(entries, base_key)
         self._sitemap(self.sorted_posts, base_key)
         self._simple("404.html", "404.html", base_key, page_url="/404.html")
@@ -401,9 +402,9 @@ class Renderer:
         memo[name] = (inputs, key)
         return key
 
-    def _index_pages(self, entries, base_key) -> None:
+    def _index_pages(self, entries, base_key, summaries=None) -> None:
         per = self.config.posts_per_page
-        summaries = self._summaries(entries)
+        summaries = self._summaries(entries) if summaries is None else summaries
         chunks = [summaries[i:i + per] for i in range(0, len(summaries), per)] or [[]]
         total = len(chunks)
         for n, chunk in enumerate(chunks, 1):
@@ -420,21 +421,21 @@ class Renderer:
                 **self._page_common(url, self.config.title if n == 1 else f"{self.config.title} (page {n})",
                                     self.config.description)))
 
-    def _tag_pages(self, entries, base_key) -> None:
+    def _tag_pages(self, entries, base_key, summaries=None) -> None:
         from sitegen.markdown import slugify
 
+        summaries = self._summaries(entries) if summaries is None else summaries
         tags: dict[str, list] = {}
         names: dict[str, str] = {}
         slugs = self._memo("tag_slugs")
-        for post, pp in entries:
+        for (post, _), summary in zip(entries, summaries):
             for tag in post.tags:
                 slug = slugs.get(tag)
                 if slug is None:
                     slug = slugs[tag] = slugify(tag)
                 names.setdefault(slug, tag)
-                tags.setdefault(slug, []).append((post, pp))
-        for slug, items in tags.items():
-            chunk = self._summaries(items)
+                tags.setdefault(slug, []).append(summary)
+        for slug, chunk in tags.items():
             key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(chunk)), lambda chunk=chunk, slug=slug: _digest(
                 base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"])) for e in chunk]))
             self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(

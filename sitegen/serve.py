@@ -1071,7 +1071,7 @@ class PreviewServer:
         self.rebuilder.dirty = True
         self._record(changed, result, result.problems, seconds)
         if result.parsed:
-            self._update_deps()
+            self._update_deps(None if changed is None else result.parsed)
         written = ["/" + r.replace(os.sep, "/") for r in result.written]
         removed = ["/" + r.replace(os.sep, "/") for r in result.removed]
         css_only = bool(changed) and all(self.kind(p) == "static" and p.endswith(".css") and os.path.exists(p)
@@ -1113,16 +1113,20 @@ class PreviewServer:
             self.say("  " + (_paint(str(p), "31") if p.level == "error" else _paint(str(p), "33")))
         self._printed_warnings = {str(p) for p in problems if p.level == "warning"}
 
-    def _update_deps(self) -> None:
-        """Remember every file a page read, and watch the folders of those outside the usual ones."""
+    def _update_deps(self, posts: list[str] | None) -> None:
+        """Remember every file a page read (``posts``: of those just parsed; None: of all), and
+        watch the folders of those outside the usual ones."""
+        parsed_cache = self.builder.cache.get("parsed", {})
         deps: set[str] = set()
-        for entry in self.builder.cache.get("parsed", {}).values():
+        for rel in parsed_cache if posts is None else posts:
+            entry = parsed_cache.get(rel)
             parsed = entry[1] if isinstance(entry, tuple) else entry
             deps.update(getattr(parsed, "deps", ()) or ())
-        self._deps = deps
+        new = deps - self._deps
+        self._deps = deps if posts is None else self._deps | deps
         if not self.watch_files or self.watcher.observer is None:
             return
-        for dep in deps:
+        for dep in new:
             if not self.watcher.covered(dep):
                 folder = os.path.dirname(dep)
                 if os.path.isdir(folder) and not _inside(folder, self.real_out):

@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -735,3 +736,40 @@ def test_a_broken_first_build_still_serves_and_recovers(tmp_path):
         c.close()
     finally:
         p.stop()
+
+
+def test_renaming_a_post_updates_its_neighbours_and_the_lists(preview):
+    client = preview.client()
+    # Beta sits between Alpha (older) and Gamma (newer); their pages link to it by title.
+    assert b"Beta" in preview.get("/alpha/")[2] and b"Beta" in preview.get("/gamma/")[2]
+    path = preview.root / "content" / "beta.md"
+    path.write_text(path.read_text().replace("title: Beta", "title: Bravo"))
+    msg = client.until(built)
+    assert {"/beta/index.html", "/alpha/index.html", "/gamma/index.html", "/index.html"} <= set(msg["written"])
+    assert preview.server.history[-1]["parsed"] == ["content/beta.md"]
+    for page in ("/alpha/", "/gamma/", "/", "/tags/greek/", "/beta/"):
+        body = preview.get(page)[2]
+        assert b"Bravo" in body, page
+        assert re.search(rb">[^<]*\bBeta\b[^<]*</a>", body) is None, page  # no link says Beta any more
+
+
+def test_pages_stay_right_across_failed_builds(preview):
+    client = preview.client()
+    alpha, beta = preview.root / "content" / "alpha.md", preview.root / "content" / "beta.md"
+    good_alpha = alpha.read_text()
+    alpha.write_text(good_alpha + "\n```{nonsense}\n```\n")
+    client.until(failed)
+    beta.write_text(beta.read_text().replace("Beta's first paragraph.", "Beta changed while alpha was broken."))
+    client.until(failed)  # alpha is still broken: nothing is written
+    assert b"Beta changed" not in preview.get("/beta/")[2]
+    alpha.write_text(good_alpha.replace("More about alpha.", "Alpha repaired."))
+    msg = client.until(built)
+    assert {"/alpha/index.html", "/beta/index.html"} <= set(msg["written"])
+    assert b"Alpha repaired." in preview.get("/alpha/")[2]
+    assert b"Beta changed while alpha was broken." in preview.get("/beta/")[2]
+    # and a later, unrelated edit carries both over untouched
+    gamma = preview.root / "content" / "gamma.md"
+    gamma.write_text(gamma.read_text() + "\nLater.\n")
+    msg = client.until(built)
+    assert "/alpha/index.html" not in msg["written"] and "/beta/index.html" not in msg["written"]
+    assert b"Alpha repaired." in preview.get("/alpha/")[2]
