@@ -1,0 +1,173 @@
+"""Fitting the hold-one-out GPs of one dataset as a batch: lockstep versus each model on its own.
+
+Hold-one-out cross-validation of a GP on n points needs n models, each fitted on n - 1 points. They
+are small, so one wants to fit them together. Two ways:
+
+* **lockstep**: one optimiser over all models' parameters with the summed loss. Every round
+  evaluates every model, until the joint problem has converged, so a model that converged early
+  keeps being computed (BoTorch's ``batch_cross_validation`` with a summed loss works this way);
+* **per-model**: every model has its own L-BFGS state and its own stopping rule, and each round
+  computes only the models still running (``gp_model.fit_per_model``): the batch costs the same
+  evaluations as fitting the models one by one.
+
+We trace every parameter of every model at every round for both (the animation in the essay),
+count loss/gradient evaluations, and time each way against fitting the models one by one.
+
+    python -m experiments.gp_batch_convergence --preset small --device auto
+
+Writes into ``--out`` (default ``data/``):
+
+* ``gp_batch_trace.parquet``: ``experiment`` ("lockstep" or "per-model"), ``run`` (fold = the
+  held-out configuration), ``step`` (evaluation round), ``param`` (``lengthscale[log_lr]``, ...,
+  ``outputscale``, ``noise``, ``mean``; constrained values), ``value``; extra columns ``loss``
+  (-log posterior of that model at that round) and ``stopped`` (1 once that model has stopped);
+* ``gp_batch_counts.parquet``: one row per way of fitting (lockstep, per-model, one-by-one):
+  evaluations, the waste ratio (evaluations / one-by-one evaluations), rounds, wall time;
+* ``gp_batch_fold_evals.parquet``: evaluations per fold and way (experiment = way, run = fold);
+* ``gp_batch_convergence.provenance.json`` with those numbers in ``results``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from experiments._common import DATA, Provenance, jax_device, parse_args
+
+# ----------------------------------------------------------------------------------- settings
+PRESETS = {
+    "tiny": dict(folds=12, timing_repeats=1),
+    "small": dict(folds=60, timing_repeats=3),
+    "full": dict(folds=60, timing_repeats=5),
+}
+PRIOR = "tight"          # gp_model.PRIORS key; the lengthscale prior Gamma(3, 6)
+CHUNK_STEPS = 50         # rounds per compiled call (and per tracer flush)
+# ----------------------------------------------------------------------------------------------
+
+
+def add_arguments(p):
+    p.add_argument("--sweep", default=str(DATA / "hpo_sweep.parquet"),
+                   help="the sweep table to model (default: the committed data/hpo_sweep.parquet)")
+
+
+def timed(fn, repeats: int):
+    """(result of the first call, its wall time, the best wall time of ``repeats`` later calls).
+    The first call includes compiling; the later ones are the steady cost."""
+    t0 = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return result, first, best
+
+
+def main(argv=None) -> dict:
+    args = parse_args(__doc__.splitlines()[0], argv, extra=add_arguments)
+    import jax
+    import pandas as pd
+
+    from experiments import gp_model as gm
+    from experiments.gp_loocv import CATEGORICAL, CONTINUOUS, load_sweep
+    from sitegen.trace import Tracer
+
+    gm.limit_blas_threads(1)
+    device = jax_device(args.device)
+    jax.config.update("jax_default_device", device)
+    preset = PRESETS[args.preset]
+    prov = Provenance(__file__, args, device=str(device), libraries=("numpy", "pandas", "jax", "jaxlib"))
+
+    table, u, c, y = load_sweep(args.sweep)
+    folds = min(preset["folds"], len(table))
+    subset = np.random.default_rng(args.seed).choice(len(table), size=folds, replace=False)
+    loo = gm.leave_one_out(u, c, y, subset[None, :])
+    problem, layout, priors = loo.problem, gm.Layout(CONTINUOUS, CATEGORICAL), gm.PRIORS[PRIOR]
+    opts = gm.Options()
+    chunk = 1 if device.platform == "cpu" else 32
+
+    # ---- the traced fits: keep every round's parameters (on the device until the end)
+    lock_chunks, model_chunks = [], []
+    lock = gm.fit_lockstep(problem, layout, priors, opts, steps=CHUNK_STEPS,
+                           on_steps=lambda first, xs: lock_chunks.append(xs))
+    per_model = gm.fit_per_model(problem, layout, priors, opts, chunk=chunk, steps=CHUNK_STEPS,
+                                 on_steps=lambda first, xs, fs: model_chunks.append((xs, fs)))
+
+    # ---- timings (untraced; the first call of each compiles, the best of the repeats is reported)
+    repeats = preset["timing_repeats"]
+    _, lock_first, lock_wall = timed(lambda: gm.fit_lockstep(problem, layout, priors, opts, steps=CHUNK_STEPS),
+                                     repeats)
+    _, model_first, model_wall = timed(
+        lambda: gm.fit_per_model(problem, layout, priors, opts, chunk=chunk, steps=CHUNK_STEPS), repeats)
+    one, one_first, one_wall = timed(lambda: gm.fit_one_by_one(problem, layout, priors, opts), repeats)
+
+    # ---- the trace table
+    tracer = Tracer(chunk_steps=CHUNK_STEPS, live_dir=args.out / "gp_batch_trace.live" if args.live else None)
+    names, runs = layout.names, np.arange(folds)
+    x0 = np.broadcast_to(layout.initial(priors), (folds, layout.size))
+    loss0 = np.asarray(gm.losses(x0, problem, priors, layout=layout))
+    lock_xs = jax.numpy.concatenate(lock_chunks)[:lock.rounds]
+    lock_losses = np.asarray(jax.vmap(lambda x: gm.losses(x, problem, priors, layout=layout))(lock_xs))
+    model_xs = jax.numpy.concatenate([xs for xs, _ in model_chunks])[:per_model.rounds]
+    model_fs = jax.numpy.concatenate([fs for _, fs in model_chunks])[:per_model.rounds]
+    for experiment in ("lockstep", "per-model"):
+        tracer.record_batch(0, names, layout.constrained(x0), experiment=experiment, run=runs,
+                            extra={"loss": loss0, "stopped": np.zeros(folds)})
+    for step in range(1, max(lock.rounds, per_model.rounds) + 1):
+        if step <= lock.rounds:
+            tracer.record_batch(step, names, layout.constrained(lock_xs[step - 1]), experiment="lockstep",
+                                run=runs, extra={"loss": lock_losses[step - 1],
+                                                 "stopped": np.full(folds, float(step == lock.rounds))})
+        if step <= per_model.rounds:
+            tracer.record_batch(step, names, layout.constrained(model_xs[step - 1]), experiment="per-model",
+                                run=runs, extra={"loss": model_fs[step - 1],
+                                                 "stopped": (per_model.evals <= step).astype(float)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    tracer.write(prov.output(args.out / "gp_batch_trace.parquet"))
+
+    # ---- counts
+    ways = {"lockstep": (lock, lock_wall, lock_first), "per-model": (per_model, model_wall, model_first),
+            "one-by-one": (one, one_wall, one_first)}
+    counts = pd.DataFrame([{
+        "mode": mode, "folds": folds, "evaluations": fit.computed,
+        "one_by_one_evaluations": one.computed, "waste_ratio": fit.computed / one.computed,
+        "rounds": fit.rounds, "median_fold_evaluations": float(np.median(fit.evals)),
+        "max_fold_evaluations": int(fit.evals.max()), "wall_s": wall, "first_call_s": first,
+        "wall_ratio": wall / one_wall,
+        "max_loss_gap_to_one_by_one": float(np.max(np.abs(fit.loss - one.loss))),
+    } for mode, (fit, wall, first) in ways.items()])
+    counts.to_parquet(prov.output(args.out / "gp_batch_counts.parquet"), index=False)
+    fold_evals = pd.concat([pd.DataFrame({"experiment": mode, "run": runs, "param": "evaluations",
+                                          "value": (np.full(folds, fit.rounds) if mode == "lockstep"
+                                                    else fit.evals).astype(np.float64)})
+                            for mode, (fit, _, _) in ways.items()], ignore_index=True)
+    fold_evals.to_parquet(prov.output(args.out / "gp_batch_fold_evals.parquet"), index=False)
+
+    row = counts.set_index("mode")
+    prov.results = {
+        "folds": folds, "points_per_model": folds - 1, "parameters_per_model": layout.size,
+        "prior": str(priors.lengthscale), "subset_rows": subset.tolist(), "chunk": chunk,
+        "evaluations": {m: int(row.loc[m, "evaluations"]) for m in ways},
+        "waste_ratio": {m: round(float(row.loc[m, "waste_ratio"]), 4) for m in ways},
+        "wall_s": {m: round(float(row.loc[m, "wall_s"]), 4) for m in ways},
+        "wall_ratio_to_one_by_one": {m: round(float(row.loc[m, "wall_ratio"]), 4) for m in ways},
+        "first_call_s": {m: round(float(row.loc[m, "first_call_s"]), 3) for m in ways},
+        "rounds": {m: int(row.loc[m, "rounds"]) for m in ways},
+        "max_loss_gap_to_one_by_one": {m: float(row.loc[m, "max_loss_gap_to_one_by_one"]) for m in ways},
+        "stopped": {gm.STATUS[k]: int(v) for k, v in zip(*np.unique(per_model.status, return_counts=True))},
+        "lockstep_stopped": gm.STATUS[int(lock.status[0])],
+        "trace_rows": len(tracer),
+        "timing": f"best of {repeats} untraced calls after a first (compiling) call; "
+                  "one BLAS thread, one XLA CPU thread",
+    }
+    prov.write()
+    for mode in ways:
+        print(f"{mode:10s} evaluations {row.loc[mode, 'evaluations']:6d}  "
+              f"waste {row.loc[mode, 'waste_ratio']:.2f}x  rounds {row.loc[mode, 'rounds']:4d}  "
+              f"wall {row.loc[mode, 'wall_s']:.3f} s ({row.loc[mode, 'wall_ratio']:.2f}x one-by-one)")
+    return prov.results
+
+
+if __name__ == "__main__":
+    main()
