@@ -33,8 +33,14 @@ Put traced data in `data/` and show it with the `{{expression}}` and `{{chart}}`
 ```
 '''
 
-NETLIFY = '''[build]
-  command = "pip install sitegen && sitegen build"
+REQUIREMENTS = '''# What Netlify installs to build the site. Point this at the sitegen you use, e.g.
+# sitegen @ git+https://example.org/you/sitegen.git
+sitegen
+'''
+
+NETLIFY = '''# A virtual environment, because build images refuse system-wide pip installs.
+[build]
+  command = "python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && .venv/bin/sitegen build"
   publish = "_site"
 
 [build.environment]
@@ -71,7 +77,8 @@ def init_site(target: Path, with_templates: bool = False) -> int:
     (target / "sitegen.toml").write_text(CONFIG.format(title=target.resolve().name.replace('"', "")))
     (target / "content" / "hello.md").write_text(FIRST_POST.format(today=dt.date.today().isoformat()))
     (target / "netlify.toml").write_text(NETLIFY)
-    (target / ".gitignore").write_text("_site/\n.sitegen-cache/\n")
+    (target / "requirements.txt").write_text(REQUIREMENTS)
+    (target / ".gitignore").write_text("_site/\n.sitegen-cache/\n.venv/\n")
     if with_templates:
         shutil.copytree(PACKAGE_DIR / "templates", target / "templates")
     print(f"created a site in {target}/: run `sitegen serve {target}` to preview it, `sitegen build {target}` to build it")
