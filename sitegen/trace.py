@@ -119,44 +119,83 @@ class _Record:
 
 
 class _Series:
-    """Blocks from record_batch() for the same B models and names at successive steps, kept in
-    one (steps, B, P + extras) buffer on their device."""
+    """Blocks from record_batch() for the same B models and names at successive steps.
+
+    Each part of the block (one (B, P) array, or several (B, ...) arrays) has its own buffer of
+    shape (steps, B, ...) on its device, allocated once per chunk; a step is one copy per part.
+    """
 
     kind = "series"
 
-    def __init__(self, key, names, batch, experiment, run, extras, capacity, like):
+    def __init__(self, key, names, parts, experiment, run, extras, capacity):
         import torch
 
         self.key = key
         self.names = names
-        self.batch = batch
+        self.batch = parts[0].shape[0]
         self.experiment = experiment
         self.run = run
+        self.experiment_codes = np.asarray(experiment, dtype=np.int32)
+        self.run_codes = np.asarray(run, dtype=np.int32)
         self.extras = extras
         self.steps: list = []
-        dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
-        self.buffer = torch.empty((capacity, batch, len(names) + len(extras)), dtype=dtype,
-                                  device=like.device)
-        self.rows = self.buffer.unbind(0)   # views made once, not one per step
-        self.device = like.device
+        self.capacity = capacity
+        self.device = parts[0].device
+        self.buffers = [torch.empty((capacity, *p.shape), device=self.device,
+                                    dtype=p.dtype if p.is_floating_point() else torch.get_default_dtype())
+                        for p in parts]
+        self.rows = [b.unbind(0) for b in self.buffers]   # views made once, not one per step
+        self.call = None
+        self.extra_buffer = torch.empty((capacity, self.batch, len(extras)), device=self.device,
+                                        dtype=self.buffers[0].dtype) if extras else None
 
     @property
     def full(self) -> bool:
-        return len(self.steps) == self.buffer.shape[0]
+        return len(self.steps) == self.capacity
 
-    def write(self, step, values, extra_values) -> None:
+    def remember_call(self, names, values, experiment, run, no_extras: bool) -> None:
+        """Keep copies of the arguments, so the next call can be recognised in a few compares."""
+        labels_ok = all(isinstance(x, (list, tuple, str, int, float, type(None))) for x in (experiment, run))
+        if not (no_extras and labels_ok and isinstance(names, (list, tuple))):
+            self.call = None
+            return
+        parts = values if isinstance(values, (list, tuple)) else (values,)
+        copy = lambda x: type(x)(x) if isinstance(x, (list, tuple)) else x  # noqa: E731
+        self.call = (copy(names), copy(experiment), copy(run), type(values),
+                     [(type(p), p.shape) for p in parts])
+
+    def same_call(self, names, values, experiment, run) -> bool:
+        """True when this call has the same names, labels and array shapes as the last one
+        (compared by value: lists changed in place are noticed)."""
+        call = self.call
+        if call is None or type(values) is not call[3]:
+            return False
+        if names != call[0] or experiment != call[1] or run != call[2]:
+            return False
+        if call[3] is list or call[3] is tuple:
+            return len(values) == len(call[4]) and all(
+                type(p) is t and p.shape == s for p, (t, s) in zip(values, call[4]))
+        t, s = call[4][0]
+        return type(values) is t and values.shape == s
+
+    def write(self, step, parts, extra_values) -> None:
         torch = _torch()
-        row = self.rows[len(self.steps)]
-        p = len(self.names)
+        i = len(self.steps)
         with torch.no_grad():   # cheaper than detach(): no new tensor per step
-            if extra_values:
-                row[:, :p].copy_(values)
-                for k, v in enumerate(extra_values):
-                    row[:, p + k].copy_(v if isinstance(v, torch.Tensor)
-                                        else torch.as_tensor(np.asarray(v, dtype=np.float64)))
-            else:
-                row.copy_(values)
+            for rows, part in zip(self.rows, parts):
+                rows[i].copy_(part)
+            for k, v in enumerate(extra_values):
+                self.extra_buffer[i, :, k].copy_(v if isinstance(v, torch.Tensor)
+                                                 else torch.as_tensor(np.asarray(v, dtype=np.float64)))
         self.steps.append(step)
+
+    def to_host(self) -> np.ndarray:
+        """The recorded steps as one (steps, B, P + extras) numpy array (float64 comes later)."""
+        n = len(self.steps)
+        arrays = [b[:n] for b in self.buffers] + ([self.extra_buffer[:n]] if self.extras else [])
+        host = [(a.float() if a.dtype == _torch().bfloat16 else a).cpu().numpy().reshape(n, self.batch, -1)
+                for a in arrays]
+        return host[0] if len(host) == 1 else np.concatenate(host, axis=2)
 
 
 def _torch():
@@ -231,35 +270,54 @@ class Tracer:
 
     def record_batch(self, step: int, names: Sequence[str], values, *, experiment=None, run=None,
                      extra: Mapping[str, Any] | None = None) -> None:
-        """Record P named scalars for B models at once: ``values`` is a (B, P) array.
+        """Record P named scalars for B models at once: ``values`` is a (B, P) array, or a list of
+        (B, ...) arrays whose elements, model by model in row-major order, are the P columns
+        (``[W1.transpose(1, 2), b1, W2, b2]``: no need to concatenate them first).
 
         ``experiment`` and ``run`` are each a scalar (shared by all B models) or a sequence of B.
         ``extra`` values are scalars or length-B arrays. The block stays on its device until the
         chunk is flushed.
         """
+        series = self._series
+        if series is not None and extra is None and series.same_call(names, values, experiment, run):
+            # The same models as last step: skip the checks, copy into the buffers.
+            self._count_step(step)
+            if self._series is series and not series.full:
+                series.write(step, values if isinstance(values, (list, tuple)) else (values,), ())
+                return
+        names_given, experiment_given, run_given = names, experiment, run
         names = self._names_array(tuple(names))
-        kind = _kind(values)
-        shape = _shape(values)
-        if len(shape) != 2 or shape[1] != len(names):
-            raise ValueError(f"record_batch expects values of shape (B, {len(names)}), got {shape}")
-        batch = shape[0]
+        parts = list(values) if isinstance(values, (list, tuple)) and values and hasattr(values[0], "shape") \
+            else [values]
+        kind = _kind(parts[0])
+        shapes = [_shape(p) for p in parts]
+        batch = shapes[0][0] if shapes[0] else 0
+        width = sum(math.prod(s[1:]) for s in shapes)
+        if any(len(s) < 1 or s[0] != batch for s in shapes) or width != len(names) or \
+                (len(parts) == 1 and len(shapes[0]) != 2):
+            raise ValueError(f"record_batch expects values of shape (B, {len(names)}) (or a list of (B, ...) "
+                             f"arrays with {len(names)} values per model), got {' + '.join(map(str, shapes))}")
         experiment = self._codes("experiment", _per_model(experiment, batch, "experiment"))
         run = self._codes("run", _per_model(run, batch, "run"))
         extras = tuple(extra) if extra else ()
         extra_values = [(_broadcast_extra(v, batch, kind)) for v in extra.values()] if extra else []
-        if kind == "torch":
-            # The common case, the same models every step: copy the block into the next row of a
-            # buffer preallocated on the device (one copy, no allocation); flush() moves the
-            # whole buffer to the host at once.
-            self._count_step(step)
-            key = (id(names), batch, values.dtype, values.device, experiment, run, extras)
+        if kind == "torch" and all(_kind(p) == "torch" for p in parts):
+            # The common case, the same models every step: copy the block into the next row of
+            # buffers preallocated on the device (one copy per part, no allocation); flush()
+            # moves the whole buffers to the host at once.
+            self._count_step(step)   # counting a step twice is harmless: only a new step counts
+            key = (id(names), tuple((p.shape, p.dtype, p.device) for p in parts), experiment, run, extras)
             series = self._series
             if series is None or series.key != key or series.full:
-                series = self._series = _Series(key, names, batch, experiment, run, extras,
-                                                self.chunk_steps + 1, values)
+                series = self._series = _Series(key, names, parts, experiment, run, extras,
+                                                self.chunk_steps + 1)
                 self._pending.append(series)
-            series.write(step, values, extra_values)
+            series.remember_call(names_given, values, experiment_given, run_given, extra is None)
+            series.write(step, parts, extra_values)
             return
+        if len(parts) > 1:
+            values = np.concatenate([np.asarray(_host_array(p)).reshape(batch, -1) for p in parts], axis=1) \
+                if kind == "host" else _join_parts(kind, parts, batch)
         if kind == "host":
             flat = np.concatenate([np.asarray(values, dtype=np.float64).reshape(-1)]
                                   + [np.asarray(v, dtype=np.float64).reshape(-1) for v in extra_values])
@@ -323,9 +381,10 @@ class Tracer:
             _write_parquet(self._table([chunk], dictionary=True), self.live_dir / f"part-{self._parts_written:05d}.parquet")
 
     def frame(self):
-        """Everything recorded, as a pandas DataFrame in long format."""
+        """Everything recorded, as a pandas DataFrame in long format: the same frame that reading
+        the written parquet file gives (text columns are categoricals, in order of appearance)."""
         self.flush()
-        return self._table(self._chunks).to_pandas()
+        return self._table(self._chunks, dictionary=True).to_pandas()
 
     def write(self, path: str | Path) -> Path:
         """Write the whole table as parquet, atomically (a temporary name, then a rename).
@@ -476,6 +535,20 @@ def _apply_transform(name: str, transforms):
     return name, None
 
 
+def _host_array(value):
+    return value.tolist() if _kind(value) != "host" else value
+
+
+def _join_parts(kind, parts, batch):
+    """Several (B, ...) device arrays as one (B, P) array (the path that has no buffer)."""
+    if kind == "torch":
+        torch = _torch()
+        return torch.cat([p.detach().reshape(batch, -1) for p in parts], 1)
+    import jax.numpy as jnp
+
+    return jnp.concatenate([jnp.reshape(p, (batch, -1)) for p in parts], 1)
+
+
 def _per_model(value, batch: int, what: str) -> tuple:
     if value is None or isinstance(value, (str, bytes, int, float, np.generic)):
         return (value,) * batch
@@ -509,8 +582,7 @@ def _to_host(pending: list[_Record]) -> list[np.ndarray]:
     jax_indices: list[int] = []
     for i, r in enumerate(pending):
         if r.kind == "series":
-            out[i] = r.buffer[: len(r.steps)].cpu().float().numpy() if r.buffer.dtype == _torch().bfloat16 \
-                else r.buffer[: len(r.steps)].cpu().numpy()
+            out[i] = r.to_host()
         elif r.kind == "host":
             out[i] = r.values
         elif r.kind == "torch":
@@ -540,17 +612,47 @@ def _to_host(pending: list[_Record]) -> list[np.ndarray]:
     return out  # type: ignore[return-value]
 
 
-def _chunk(pending: list[_Record], values: list[np.ndarray]) -> dict:
+class _Columns:
+    """Per-model columns gathered from pending records: python ints for single records (cheap
+    to append), sealed into numpy segments whenever a whole array arrives."""
+
+    def __init__(self):
+        self.segments: dict[str, list[np.ndarray]] = {"experiment": [], "run": [], "step": [], "p": []}
+        self.ints: dict[str, list[int]] = {key: [] for key in self.segments}
+
+    def add(self, experiment, run, step, p) -> None:
+        ints = self.ints
+        ints["experiment"].append(experiment)
+        ints["run"].append(run)
+        ints["step"].append(step)
+        ints["p"].append(p)
+
+    def add_arrays(self, **arrays) -> None:
+        self.seal()
+        for key, array in arrays.items():
+            self.segments[key].append(array)
+
+    def seal(self) -> None:
+        for key, values in self.ints.items():
+            if values:
+                self.segments[key].append(np.asarray(values, dtype=np.int64))
+                self.ints[key] = []
+
+    def column(self, key: str, dtype) -> np.ndarray:
+        self.seal()
+        parts = self.segments[key]
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
+def _chunk(pending: list[_Record | _Series], values: list[np.ndarray]) -> dict:
     """The pending records as a chunk of per-model columns (rows are expanded later).
 
     Every record stands for B models (B = 1 for record()) with P parameters each. During
-    training only the per-model columns are gathered (a few appends per record); repeating them
-    P times into rows happens once, when the table is built (:func:`_rows`).
+    training only the per-model columns are gathered; repeating them P times into rows, and
+    widening values to float64, happen once, when the table is built (:func:`_rows`).
     """
-    model_exp: list[int] = []
-    model_run: list[int] = []
-    model_step: list[int] = []
-    rec_models, rec_p, vals = [], [], []
+    columns = _Columns()
+    vals = []
     names_runs: list[list] = []        # [names codes, number of models] for consecutive equal names
     extra_names = list(dict.fromkeys(name for r in pending for name in r.extras))
     model_extra: dict[str, list] = {name: [] for name in extra_names}
@@ -559,50 +661,39 @@ def _chunk(pending: list[_Record], values: list[np.ndarray]) -> dict:
         if r.kind == "series":
             steps = len(r.steps)
             b = r.batch * steps
-            model_exp.extend(r.experiment * steps)
-            model_run.extend(r.run * steps)
-            model_step.extend(np.repeat(np.asarray(r.steps, dtype=np.int64), r.batch).tolist())
-            rec_models.append(b)
-            rec_p.append(p)
-            if names_runs and names_runs[-1][0] is r.names:
-                names_runs[-1][1] += b
-            else:
-                names_runs.append([r.names, b])
-            vals.append(v[:, :, :p].astype(np.float64).reshape(-1))
+            columns.add_arrays(experiment=np.tile(r.experiment_codes, steps), run=np.tile(r.run_codes, steps),
+                               step=np.repeat(np.asarray(r.steps, dtype=np.int64), r.batch),
+                               p=np.full(b, p, dtype=np.int64))
+            vals.append((v[:, :, :p] if r.extras else v).reshape(-1))
             for name in extra_names:
-                model_extra[name].append(v[:, :, p + r.extras.index(name)].astype(np.float64).reshape(-1)
+                model_extra[name].append(v[:, :, p + r.extras.index(name)].reshape(-1)
                                          if name in r.extras else np.full(b, np.nan))
-            continue
-        b = r.batch or 1
-        n = p * b
-        model_step.extend((r.step,) * b)
-        if r.batch is None:
-            model_exp.append(r.experiment)
-            model_run.append(r.run)
         else:
-            model_exp.extend(r.experiment)
-            model_run.extend(r.run)
-        rec_models.append(b)
-        rec_p.append(p)
+            b = r.batch or 1
+            n = p * b
+            if r.batch is None:
+                columns.add(r.experiment, r.run, r.step, p)
+            else:
+                for e, u in zip(r.experiment, r.run):
+                    columns.add(e, u, r.step, p)
+            vals.append(v[:n] if len(v) != n else v)
+            for name in extra_names:
+                if name in r.extras:
+                    k = r.extras.index(name)
+                    model_extra[name].append(v[n + k * b: n + (k + 1) * b])
+                else:
+                    model_extra[name].append(np.full(b, np.nan))
         if names_runs and names_runs[-1][0] is r.names:
             names_runs[-1][1] += b
         else:
             names_runs.append([r.names, b])
-        vals.append(v[:n] if len(v) != n else v)
-        for name in extra_names:
-            if name in r.extras:
-                k = r.extras.index(name)
-                model_extra[name].append(v[n + k * b: n + (k + 1) * b])
-            else:
-                model_extra[name].append(np.full(b, np.nan))
-    rec_models_arr = np.asarray(rec_models, dtype=np.int64)
     return {
-        "experiment": np.asarray(model_exp, dtype=np.int32),
-        "run": np.asarray(model_run, dtype=np.int32),
-        "step": np.asarray(model_step, dtype=np.int64),
-        "params_per_model": np.repeat(np.asarray(rec_p, dtype=np.int64), rec_models_arr),
+        "experiment": columns.column("experiment", np.int32),
+        "run": columns.column("run", np.int32),
+        "step": columns.column("step", np.int64),
+        "params_per_model": columns.column("p", np.int64),
         "names": names_runs,
-        "value": np.concatenate(vals).astype(np.float64, copy=False),
+        "value": vals,                     # widened and joined in _rows()
         "extras": {name: np.concatenate(parts) for name, parts in model_extra.items()},
     }
 
@@ -631,7 +722,7 @@ def _rows(chunks: list[dict]) -> dict[str, np.ndarray]:
         "run": np.repeat(cat("run"), repeats),
         "step": np.repeat(cat("step"), repeats),
         "param": np.concatenate([np.tile(names, models) for names, models in runs]),
-        "value": cat("value"),
+        "value": np.concatenate([np.asarray(v, dtype=np.float64) for c in chunks for v in c["value"]]),
         "extras": {name: np.repeat(np.concatenate([c["extras"].get(name, np.full(len(c["run"]), np.nan))
                                                    for c in chunks]), repeats) for name in extras},
     }
@@ -650,9 +741,17 @@ def _label_column(labels: list, codes: np.ndarray, dictionary: bool = False):
 
 
 def _string_column(strings: list, codes: np.ndarray, dictionary: bool = False):
+    """Text from codes into ``strings`` (None entries become missing values)."""
     import pyarrow as pa
 
-    column = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(strings, type=pa.string()))
+    if any(x is None for x in strings):
+        present = [i for i, x in enumerate(strings) if x is not None]
+        remap = np.full(len(strings), -1, dtype=np.int32)
+        remap[present] = np.arange(len(present), dtype=np.int32)
+        codes = remap[codes]
+        strings = [strings[i] for i in present]
+    indices = pa.array(codes, type=pa.int32(), mask=codes < 0)
+    column = pa.DictionaryArray.from_arrays(indices, pa.array(strings, type=pa.string()))
     return column if dictionary else column.cast(pa.string())
 
 

@@ -119,6 +119,21 @@ def test_record_batch_keeps_each_step_across_chunks_even_when_updated_in_place()
     assert math.isnan(b["loss"].tolist()[10])
 
 
+def test_record_batch_takes_the_parameter_tensors_as_they_are():
+    W = torch.arange(12.0).reshape(2, 3, 2)            # 2 models, each a 3x2 matrix
+    b = torch.tensor([[10.0], [20.0]])
+    names = element_names("W", (2, 3)) + ["b"]           # stored transposed: W[j, i]
+    tr = Tracer()
+    tr.record_batch(0, names, [W.transpose(1, 2), b], run=[0, 1])
+    tr.record_batch(1, names, [W.transpose(1, 2).numpy(), b.numpy()], run=[0, 1])
+    frame = tr.frame()
+    for step in (0, 1):
+        model1 = rows(frame, run=1, step=step).set_index("param")["value"]
+        assert model1["W[1,2]"] == W[1, 2, 1].item() and model1["b"] == 20.0
+    with pytest.raises(ValueError, match=r"8 values per model\), got \(2, 3, 2\) \+ \(2, 1\)"):
+        tr.record_batch(2, names + ["extra"], [W, b])
+
+
 def test_extra_columns_repeat_on_each_row_and_are_missing_elsewhere():
     tr = Tracer()
     tr.record(0, {"w": torch.ones(2)}, experiment="a", run=0, extra={"loss": torch.tensor(0.25)})
@@ -171,3 +186,12 @@ def test_mixing_torch_and_jax_in_one_record_is_refused():
     jnp = pytest.importorskip("jax.numpy")
     with pytest.raises(TypeError, match="two calls"):
         Tracer().record(0, {"a": torch.zeros(1), "b": jnp.zeros(1)})
+
+
+def test_a_table_without_experiments_or_runs_reads_back_with_missing_labels(tmp_path):
+    tr = Tracer()
+    tr.record(0, {"w": 1.0})
+    tr.record(0, {"w": 2.0}, experiment="named", run="first")
+    frame = pd.read_parquet(tr.write(tmp_path / "t.parquet"))
+    assert frame["experiment"].isna().tolist() == [True, False]
+    assert frame["run"].tolist()[1] == "first" and frame["value"].tolist() == [1.0, 2.0]
