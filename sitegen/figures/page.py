@@ -117,12 +117,14 @@ def figure(ctx: "PageContext", call: "Call", kind: str, css: str, body: str, isl
     anchor = ctx.unique_id(re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-") or f"{kind.lower()}-{number}")
     if label:
         ctx.add_label(label, kind, number, anchor, call.option_line("label"))
-    cap = f'<span class="sg-fignum">{esc(kind)} {number}.</span>'
+    # a figure in a notebook cell stands alone: no "Visualization 1." that nothing refers to
+    numbered = not ctx.meta.get("unnumbered_figures")
+    cap = f'<span class="sg-fignum">{esc(kind)} {number}.</span>' if numbered else ""
     if caption:
-        cap += " " + render_inline(caption, ctx, call.option_line("caption"))
+        cap += (" " if cap else "") + render_inline(caption, ctx, call.option_line("caption"))
     data = json_island(island) if island is not None else ""
     return (f'<figure class="sg-figure {css}" id="{esc(anchor)}" data-sg-figure="{esc(kind.lower())}">'
-            f"{body}{data}<figcaption>{cap}</figcaption></figure>\n")
+            f"{body}{data}" + (f"<figcaption>{cap}</figcaption>" if cap else "") + "</figure>\n")
 
 
 def error_box(message: str) -> str:

@@ -5,13 +5,24 @@
 // step slider and the current step. Animation data is fetched only when a figure comes near the
 // screen or is touched, then each frame moves the existing circles (their cx); nothing is rebuilt.
 // Text from data is only ever set with textContent.
+//
+// The same file runs in a notebook, inlined into every output (sitegen/notebook.py): it defines itself
+// once per page (window.sitegenFigures) and a second copy only looks for new figures. Figures can
+// grow while a model trains (grow(), used by the notebook's live updates).
 (() => {
   "use strict";
+  const VERSION = 2;
+  if (window.sitegenFigures && window.sitegenFigures.version >= VERSION) {
+    window.sitegenFigures.init();
+    return;
+  }
   const ROW = 8, R = 2.3; // strip row height and dot radius, as drawn by sitegen/figures/strips.py
+  const MAX_LIVE_FRAMES = 2000; // a growing figure keeps at most this many frames (older ones thinned)
   const reduced = window.matchMedia ? matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
   const nf = new Intl.NumberFormat("en-US");
   let tip = null;
-  let live = null;
+  let liveRegion = null;
+  const kept = new Map(); // data-sg-key -> {step, follow}: where the reader left a figure that is redrawn
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -52,12 +63,12 @@
   }
 
   function say(text) {
-    if (!live) {
-      live = el("div", "sg-sr");
-      live.setAttribute("aria-live", "polite");
-      document.body.appendChild(live);
+    if (!liveRegion) {
+      liveRegion = el("div", "sg-sr");
+      liveRegion.setAttribute("aria-live", "polite");
+      document.body.appendChild(liveRegion);
     }
-    live.textContent = text;
+    liveRegion.textContent = text;
   }
 
   function svgPoint(svg, ev) {
@@ -73,10 +84,22 @@
   }
 
   // -- the animation data: gzip of b"SGF1", bits, dots, frames, delta-coded positions ------------
+  function base64Bytes(text) {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
   async function fetchFrames(url) {
-    const res = await fetch(url);
-    if (!res.ok) throw new Error("figure data: HTTP " + res.status);
-    let buf = await res.arrayBuffer();
+    let buf;
+    if (url.startsWith("data:")) { // inlined (a notebook has no site to fetch from): no network, no CSP connect-src
+      buf = base64Bytes(url.slice(url.indexOf(",") + 1)).buffer;
+    } else {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error("figure data: HTTP " + res.status);
+      buf = await res.arrayBuffer();
+    }
     const head = new Uint8Array(buf, 0, 2);
     if (head[0] === 0x1f && head[1] === 0x8b) { // a host may already have undone the gzip
       const stream = new Blob([buf]).stream().pipeThrough(new DecompressionStream("gzip"));
@@ -117,8 +140,8 @@
     const rowStart = [];
     runs.reduce((s, r) => (rowStart.push(s), s + r.length), 0);
     const x0 = data.geom.x0, w = data.geom.w;
-    const steps = data.steps || null;
-    const last = steps ? steps.length - 1 : 0;
+    let steps = data.steps || null; // grows (and may be thinned) when the figure receives training updates
+    let last = steps ? steps.length - 1 : 0;
     const cur = new Float64Array(circles.length);
     const visible = new Uint8Array(circles.length);
     circles.forEach((c, i) => {
@@ -236,14 +259,34 @@
       return { p, k, e, r: k - rowStart[e] };
     }
 
+    // A growing figure keeps values, not codes: one Float32Array of every dot per frame (frames it
+    // started with are decoded from their codes, so they stay approximate; received ones are exact),
+    // so an axis that widens only changes where values are drawn.
+    const live = { vals: null, exact: null };
+
+    function fromAxis(p, t) {
+      const ph = data.ph[p];
+      return ph.log ? Math.pow(10, Math.log10(ph.lo) + t * (Math.log10(ph.hi) - Math.log10(ph.lo)))
+        : ph.lo + t * (ph.hi - ph.lo);
+    }
+
+    function xOf(p, v) { // where a value sits on its placeholder's axis (null: not drawable), as strips.py does
+      const ph = data.ph[p];
+      if (!Number.isFinite(v) || (ph.log && v <= 0)) return null;
+      const t = ph.log ? (Math.log10(v) - Math.log10(ph.lo)) / (Math.log10(ph.hi) - Math.log10(ph.lo))
+        : (v - ph.lo) / (ph.hi - ph.lo);
+      return x0 + Math.min(Math.max(Number.isFinite(t) ? t : 0, 0), 1) * w;
+    }
+
     function valueAt(d) {
+      if (live.vals) {
+        const v = live.vals[state.frame][d];
+        return { v: Number.isNaN(v) ? "NaN" : v, approx: !live.exact[state.frame] };
+      }
       if (!state.anim || state.frame === last) return { v: data.final[d], approx: false };
       const a = state.anim, code = a.codes[d * a.frames + state.frame], miss = (1 << a.bits) - 1;
       if (code === miss) return { v: null, approx: false };
-      const ph = data.ph[Math.floor(d / perPh)], t = code / (miss - 1);
-      const v = ph.log ? Math.pow(10, Math.log10(ph.lo) + t * (Math.log10(ph.hi) - Math.log10(ph.lo)))
-        : ph.lo + t * (ph.hi - ph.lo);
-      return { v, approx: true };
+      return { v: fromAxis(Math.floor(d / perPh), code / (miss - 1)), approx: true };
     }
 
     function describe(d) {
@@ -329,23 +372,37 @@
       pre.addEventListener("blur", () => { state.hover = null; hideTip(); highlight(null); });
     }
 
-    if (!steps || !data.data || steps.length < 2) return;
+    if (!steps) return null; // no training steps: nothing to play and nothing to grow
 
     // -- play, scrub, step label (made here, so a page without JavaScript has no dead controls) --
-    const controls = el("div", "sg-controls");
-    const play = el("button", "sg-play");
-    play.type = "button";
-    const scrub = el("input", "sg-scrub");
-    scrub.type = "range";
-    scrub.min = "0";
-    scrub.max = String(last);
-    scrub.step = "1";
-    scrub.value = String(last);
-    scrub.setAttribute("aria-label", "Training step");
-    const label = el("output", "sg-steplabel");
-    controls.append(play, scrub, label);
-    const old = fig.querySelector(".sg-step");
-    if (old) old.replaceWith(controls); else fig.insertBefore(controls, fig.firstChild);
+    let play = null, scrub = null, label = null, note = null;
+
+    function makeControls() {
+      if (play) return;
+      const controls = el("div", "sg-controls");
+      play = el("button", "sg-play");
+      play.type = "button";
+      scrub = el("input", "sg-scrub");
+      scrub.type = "range";
+      scrub.min = "0";
+      scrub.max = String(last);
+      scrub.step = "1";
+      scrub.value = String(last);
+      scrub.setAttribute("aria-label", "Training step");
+      label = el("output", "sg-steplabel");
+      controls.append(play, scrub, label);
+      const old = fig.querySelector(".sg-step");
+      if (old) old.replaceWith(controls); else fig.insertBefore(controls, fig.firstChild);
+      play.addEventListener("click", () => (state.playing ? stop() : start()));
+      scrub.addEventListener("input", () => {
+        if (state.playing) stop();
+        state.frame = Math.max(0, Math.min(last, Math.round(+scrub.value)));
+        remember();
+        if (state.anim || live.vals) request(); else { showStep(); load().then(request, () => {}); }
+      });
+      setPlayLabel();
+      showStep();
+    }
 
     function setPlayLabel() {
       play.textContent = state.playing ? "❚❚ Pause" : "▶ Play";
@@ -354,21 +411,32 @@
     }
 
     function showStep() {
+      if (!label) return;
       const text = "Step " + nf.format(steps[state.frame]) + " of " + nf.format(steps[last]);
       label.textContent = text;
       scrub.setAttribute("aria-valuetext", text);
+      if (scrub.max !== String(last)) scrub.max = String(last);
       if (+scrub.value !== state.frame) scrub.value = String(state.frame);
     }
 
     function draw() {
-      const a = state.anim;
-      if (!a) return;
-      const F = a.frames, f = state.frame, miss = (1 << a.bits) - 1, k = w / (miss - 1);
-      const codes = a.codes;
-      for (let d = 0, n = circles.length; d < n; d++) {
-        const c = codes[d * F + f];
-        if (c === miss) visible[d] = 0;
-        else { visible[d] = 1; cur[d] = x0 + c * k; }
+      if (live.vals) {
+        const row = live.vals[state.frame];
+        for (let d = 0, n = circles.length; d < n; d++) {
+          const x = xOf(Math.floor(d / perPh), row[d]);
+          if (x === null) visible[d] = 0;
+          else { visible[d] = 1; cur[d] = x; }
+        }
+      } else {
+        const a = state.anim;
+        if (!a) return;
+        const F = a.frames, f = state.frame, miss = (1 << a.bits) - 1, k = w / (miss - 1);
+        const codes = a.codes;
+        for (let d = 0, n = circles.length; d < n; d++) {
+          const c = codes[d * F + f];
+          if (c === miss) visible[d] = 0;
+          else { visible[d] = 1; cur[d] = x0 + c * k; }
+        }
       }
       moving();
       paint();
@@ -385,20 +453,24 @@
     }
 
     function load() {
+      if (!data.data) return Promise.resolve(null); // one frame, or values only: nothing to fetch
       if (!state.loading) {
+        const frames = steps.length; // as drawn by the server, before any growth
         fig.classList.add("sg-loading");
         state.loading = fetchFrames(new URL(data.data, document.baseURI).href).then((a) => {
-          if (a.dots !== circles.length || a.frames !== steps.length) throw new Error("figure data does not match the page");
+          if (a.dots !== circles.length || a.frames !== frames) throw new Error("figure data does not match the page");
           state.anim = a;
           fig.classList.remove("sg-loading");
-          if (state.frame !== last) request(); // the page already shows the last frame
+          if (state.frame !== last && !live.vals) request(); // the page already shows the last frame
           return a;
         }).catch((err) => {
           fig.classList.remove("sg-loading");
           fig.classList.add("sg-nodata");
-          play.disabled = true;
-          scrub.disabled = true;
-          label.textContent = "Animation data could not be loaded; showing the end of training.";
+          if (play) {
+            play.disabled = true;
+            scrub.disabled = true;
+            label.textContent = "Animation data could not be loaded; showing the end of training.";
+          }
           state.frame = last;
           throw err;
         });
@@ -415,6 +487,7 @@
       setPlayLabel();
       clearTimeout(motion.timer);
       motion.timer = setTimeout(rest, 200);
+      remember();
     }
 
     function start() {
@@ -450,21 +523,154 @@
       }, stop);
     }
 
-    play.addEventListener("click", () => (state.playing ? stop() : start()));
-    scrub.addEventListener("input", () => {
-      if (state.playing) stop();
-      state.frame = Math.max(0, Math.min(last, Math.round(+scrub.value)));
-      if (state.anim) request(); else { showStep(); load().then(request, () => {}); }
-    });
-    for (const type of ["pointerenter", "focusin"]) fig.addEventListener(type, load, { once: true });
-    if ("IntersectionObserver" in window) {
-      const io = new IntersectionObserver((entries) => {
-        if (entries.some((en) => en.isIntersecting)) { io.disconnect(); load(); }
-      }, { rootMargin: "300px" });
-      io.observe(fig);
+    // -- where the reader left the figure, kept across a redraw of the same figure (data-sg-key) ----
+    const key = fig.dataset.sgKey || "";
+    function remember() {
+      if (key) kept.set(key, { step: steps[state.frame], follow: state.frame === last });
     }
-    setPlayLabel();
-    showStep();
+
+    function frameOf(step) { // the last frame at or before a step
+      let f = 0;
+      while (f < last && steps[f + 1] <= step) f++;
+      return f;
+    }
+
+    // -- growth: new training steps arrive while the reader watches ----------------------------------
+    const uniq = [];
+    const phU = data.ph.map((ph) => { // values travel once per parameter, not once per placeholder
+      let i = uniq.indexOf(ph.name);
+      if (i < 0) { i = uniq.length; uniq.push(ph.name); }
+      return i;
+    });
+
+    function numberOf(v) {
+      return typeof v === "number" ? v : v === "∞" ? Infinity : v === "−∞" ? -Infinity : NaN;
+    }
+
+    function toValues() {
+      live.vals = [];
+      live.exact = [];
+      const a = state.anim, n = circles.length;
+      for (let f = 0; f <= last; f++) {
+        const row = new Float32Array(n);
+        if (f === last || !a) {
+          for (let d = 0; d < n; d++) row[d] = numberOf(data.final[d]);
+        } else {
+          const miss = (1 << a.bits) - 1;
+          for (let d = 0; d < n; d++) {
+            const c = a.codes[d * a.frames + f];
+            row[d] = c === miss ? NaN : fromAxis(Math.floor(d / perPh), c / (miss - 1));
+          }
+        }
+        live.vals.push(row);
+        live.exact.push(f === last);
+      }
+    }
+
+    function setBadges(p, reasons) {
+      const ph = data.ph[p];
+      ph.badges = reasons;
+      const holder = strips[p].parentNode;
+      let badge = holder.querySelector(".sg-badge");
+      if (!reasons.length) { if (badge) badge.remove(); return; }
+      if (!badge) {
+        badge = el("span", "sg-badge");
+        const mark = el("span", "", "!");
+        mark.setAttribute("aria-hidden", "true");
+        badge.append(mark, el("span", "sg-sr"));
+        holder.appendChild(badge);
+      }
+      const reason = reasons.join("; ");
+      badge.title = ph.label + " " + reason;
+      badge.lastChild.textContent = " warning: " + ph.label + " " + reason;
+    }
+
+    function thin() { // keep every other frame (and the last) once there are too many to hold
+      if (steps.length <= MAX_LIVE_FRAMES) return;
+      const keep = [];
+      for (let f = 0; f < steps.length - 1; f += 2) keep.push(f);
+      keep.push(steps.length - 1);
+      steps = keep.map((f) => steps[f]);
+      live.vals = keep.map((f) => live.vals[f]);
+      live.exact = keep.map((f) => live.exact[f]);
+    }
+
+    function showNote(text) {
+      if (!note) {
+        note = el("p", "sg-step sg-live-note");
+        note.setAttribute("role", "status");
+        fig.insertBefore(note, fig.querySelector("pre.sg-expr"));
+      }
+      note.textContent = text;
+    }
+
+    // delta: {steps: [new steps, ascending], values: k x parameters x dots per placeholder (frame-major,
+    // parameters in order of first appearance), axes?: [[lo, hi]] per placeholder, badges?: [[reason]]
+    // per placeholder, base?: the last step the sender knew this figure to have}. Frames at or after the
+    // first new step are replaced. Resolves to true when applied.
+    function applyGrowth(delta) {
+      const news = delta.steps || [], k = news.length, vals = delta.values;
+      if (!k || !vals || vals.length !== k * uniq.length * perPh) return false;
+      if (delta.base !== undefined && delta.base !== null) {
+        if (steps[last] > delta.base) return false; // already drawn (a redraw overtook this update)
+        if (steps[last] < delta.base) { // an update never reached this page
+          showNote("Some live updates did not arrive; the figure is redrawn in full when the cell finishes.");
+          return false;
+        }
+      }
+      if (!live.vals) toValues();
+      const follow = state.frame === last;
+      const atStep = steps[state.frame];
+      let cut = steps.length;
+      while (cut > 0 && steps[cut - 1] >= news[0]) cut--;
+      steps.length = cut;
+      live.vals.length = cut;
+      live.exact.length = cut;
+      for (let f = 0; f < k; f++) {
+        const row = new Float32Array(circles.length);
+        for (let p = 0; p < data.ph.length; p++) {
+          const src = (f * uniq.length + phU[p]) * perPh, dst = p * perPh;
+          for (let i = 0; i < perPh; i++) row[dst + i] = vals[src + i];
+        }
+        steps.push(news[f]);
+        live.vals.push(row);
+        live.exact.push(true);
+      }
+      if (delta.axes) delta.axes.forEach(([lo, hi], p) => { data.ph[p].lo = lo; data.ph[p].hi = hi; });
+      if (delta.badges) delta.badges.forEach((reasons, p) => setBadges(p, reasons));
+      thin();
+      data.steps = steps;
+      last = steps.length - 1;
+      makeControls(); // a figure drawn at one step gets its controls with its second
+      // the reader at the latest step follows training; one who scrubbed back stays where they were
+      state.frame = follow ? last : Math.min(last, frameOf(atStep));
+      remember();
+      request();
+      return true;
+    }
+
+    let queue = Promise.resolve(true);
+    function grow(delta) { // in order, and only once the frames the figure started with are decoded
+      queue = queue.then(() => load().catch(() => null)).then(() => applyGrowth(delta), () => false);
+      return queue;
+    }
+
+    if (data.data && steps.length >= 2) {
+      makeControls();
+      for (const type of ["pointerenter", "focusin"]) fig.addEventListener(type, load, { once: true });
+      if ("IntersectionObserver" in window) {
+        const io = new IntersectionObserver((entries) => {
+          if (entries.some((en) => en.isIntersecting)) { io.disconnect(); load(); }
+        }, { rootMargin: "300px" });
+        io.observe(fig);
+      }
+      const back = key ? kept.get(key) : null;
+      if (back && !back.follow) { // a redraw of a figure the reader had scrubbed back: stay there
+        state.frame = frameOf(back.step);
+        load().then(request, () => {});
+      }
+    }
+    return { grow };
   }
 
   // -- charts -------------------------------------------------------------------------------------
@@ -557,16 +763,31 @@
     return { to: (v) => r0 + ((f(v) - a) / (b - a)) * (r1 - r0), from: (px) => g(a + ((px - r0) / (r1 - r0)) * (b - a)) };
   }
 
-  function init() {
-    for (const fig of document.querySelectorAll("figure[data-sg-figure]")) {
+  const controllers = new WeakMap(); // figure element -> what it can do beyond tooltips (grow)
+
+  function init(root) {
+    const scope = root || document;
+    const figs = [...scope.querySelectorAll("figure[data-sg-figure]")];
+    if (scope.matches && scope.matches("figure[data-sg-figure]")) figs.unshift(scope);
+    for (const fig of figs) {
       if (fig.dataset.sgReady) continue;
       fig.dataset.sgReady = "1";
       const data = island(fig);
       if (!data) continue;
-      if (data.kind === "expression") expression(fig, data);
-      else if (data.kind === "chart") chart(fig, data);
+      if (data.kind === "expression") {
+        const c = expression(fig, data);
+        if (c) controllers.set(fig, c);
+      } else if (data.kind === "chart") chart(fig, data);
     }
+    return figs;
   }
+
+  function grow(fig, delta) {
+    const c = controllers.get(fig);
+    return c ? c.grow(delta) : Promise.resolve(false);
+  }
+
+  window.sitegenFigures = { version: VERSION, init, grow };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
