@@ -789,6 +789,6 @@
 
   window.sitegenFigures = { version: VERSION, init, grow };
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => init());
   else init();
 })();
