@@ -73,7 +73,7 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The production policy (netlify.toml), plus the preview's own WebSocket.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'{ws}; font-src 'self'; object-src 'none'; base-uri 'self'; "
-       "form-action 'self'; frame-ancestors 'none'")
+       "form-action 'self'; frame-ancestors 'none'; report-uri /__sitegen/csp")
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
@@ -355,7 +355,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_allowed(self):
         self._plain(405, "the preview only answers GET and HEAD\n", extra={"Allow": "GET, HEAD"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+    def do_POST(self):
+        if request_path(self.path)[0] != INTERNAL + "csp" or not self.preview.host_allowed(self.headers.get("Host")):
+            self._not_allowed()
+            return
+        # The browser reports what the production policy would block, even what happened before
+        # the reload client could listen (an inline script in a template): say it in the terminal.
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 64 * 1024:
+            self._plain(413, "too large\n")
+            return
+        try:
+            report = json.loads(self.rfile.read(length) or b"{}").get("csp-report", {})
+        except (ValueError, AttributeError):
+            report = {}
+        if isinstance(report, dict) and report:
+            self.preview.policy_violation(report)
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     # -- responses ---------------------------------------------------------------------------
     def _common_headers(self) -> None:
@@ -873,6 +896,8 @@ class PreviewServer:
         self._deps: set[str] = set()
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._policy_seen: set[str] = set()
+        self._policy_lock = threading.Lock()
 
     # -- addresses -------------------------------------------------------------------------------
     @property
@@ -1131,6 +1156,22 @@ class PreviewServer:
                 folder = os.path.dirname(dep)
                 if os.path.isdir(folder) and not _inside(folder, self.real_out):
                     self.watcher.watch(folder, recursive=False)
+
+    def policy_violation(self, report: dict) -> None:
+        page = urlsplit(str(report.get("document-uri", ""))).path or "?"
+        blocked = str(report.get("blocked-uri", "") or "a resource")
+        what = {"inline": "an inline script or style", "eval": "eval()"}.get(blocked, blocked)
+        where = str(report.get("source-file", "") or "")
+        if where and report.get("line-number"):
+            where += f":{report['line-number']}"
+        directive = str(report.get("effective-directive") or report.get("violated-directive") or "?")
+        line = (f"{page}: the site's Content-Security-Policy ({directive}) blocks {what}"
+                + (f" at {where}" if where else "") + "; it would fail the same way once published")
+        with self._policy_lock:
+            if line in self._policy_seen or len(self._policy_seen) > 200:
+                return
+            self._policy_seen.add(line)
+        self.say(_paint(line, "33"))
 
     def save_cache(self) -> None:
         saver = getattr(self.builder, "save_cache", None) or getattr(self.builder, "_save_cache", None)

@@ -773,3 +773,21 @@ def test_pages_stay_right_across_failed_builds(preview):
     msg = client.until(built)
     assert "/alpha/index.html" not in msg["written"] and "/beta/index.html" not in msg["written"]
     assert b"Alpha repaired." in preview.get("/alpha/")[2]
+
+
+def test_policy_violations_reported_by_the_browser_reach_the_terminal(preview):
+    report = {"csp-report": {"document-uri": f"http://127.0.0.1:{preview.port}/alpha/",
+                             "effective-directive": "script-src-elem", "blocked-uri": "inline",
+                             "source-file": f"http://127.0.0.1:{preview.port}/alpha/", "line-number": 12}}
+    conn = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=WAIT)
+    for _ in range(2):  # the same report twice is said once
+        conn.request("POST", "/__sitegen/csp", body=json.dumps(report),
+                     headers={"Content-Type": "application/csp-report"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 204
+    conn.close()
+    said = [line for line in preview.lines if "Content-Security-Policy" in line]
+    assert len(said) == 1
+    assert "/alpha/" in said[0] and "inline script" in said[0] and ":12" in said[0]
+    assert "report-uri /__sitegen/csp" in preview.get("/alpha/")[1]["Content-Security-Policy"]
