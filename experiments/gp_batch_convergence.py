@@ -52,7 +52,8 @@ def add_arguments(p):
 
 def timed(fn, repeats: int):
     """(result of the first call, its wall time, the best wall time of ``repeats`` later calls).
-    The first call includes compiling; the later ones are the steady cost."""
+    The first call compiles whatever the traced fits above did not (only one-by-one's one-model
+    shape); the later ones are the steady cost."""
     t0 = time.perf_counter()
     result = fn()
     first = time.perf_counter() - t0
