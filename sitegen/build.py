@@ -373,7 +373,7 @@ class Builder:
 
                 ctx = mp.get_context("fork")
                 chunk = max(1, len(jobs) // (self.workers * 8))
-                with ctx.Pool(self.workers) as pool:
+                with ctx.Pool(self.workers, initializer=_ignore_interrupt) as pool:
                     yield from pool.imap_unordered(_post_job, jobs, chunksize=chunk)
             else:
                 for job in jobs:
@@ -504,6 +504,15 @@ class Builder:
         if rel.name == CONFIG_NAME:
             return "config"
         return {"content": "post", "data": "data", "templates": "template", "static": "static"}.get(top, "other")
+
+
+def _ignore_interrupt() -> None:
+    """In parse workers: Ctrl-C is the parent's to handle (it stops the pool), not a traceback
+    from every worker; and the pool's SIGTERM just ends a worker, whatever the parent made of it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _remove_in_background(path: Path) -> None:
