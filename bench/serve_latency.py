@@ -2,7 +2,7 @@
 
     python bench/serve_latency.py [N_POSTS] [--edits 30] [--keep DIR]
 
-Starts the real command (``python -m sitegen serve SITE --port 0``) in its own process, connects
+Starts the real command (``python -m sitegen serve SITE --port PORT``) in its own process, connects
 a WebSocket the way the browser's reload script does, then repeatedly
 
 * edits one post (appends a sentence to a paragraph) and
@@ -150,7 +150,10 @@ class Client:
 
 
 def start_server(root: Path) -> tuple[subprocess.Popen, int, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "sitegen", "serve", str(root), "--port", "0"],
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "sitegen", "serve", str(root), "--port", str(free)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     port = None

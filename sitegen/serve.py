@@ -1211,7 +1211,7 @@ def _problem_json(p: Problem) -> dict:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _files(root: Path, paths, limit: int = 3) -> str:

@@ -658,8 +658,15 @@ def test_port_in_use_moves_on_or_fails_when_given(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _start_cli(root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "sitegen", "serve", str(root), "--port", "0", *extra],
+    port = str(_free_port())
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "sitegen", "serve", str(root), "--port", port, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     deadline = time.monotonic() + WAIT * 2
     out = []
