@@ -53,7 +53,7 @@ SETTLE = 0.5
 #: a file rewritten without pause (a training run streaming its trace) still rebuilds this often
 MAX_WAIT = 2.0
 #: the parse cache is written to disk once the preview has been idle this long
-IDLE_SAVE = 2.0
+IDLE_SAVE = 5.0
 #: more concurrent connections than this are refused rather than given a thread each
 MAX_CONNECTIONS = 256
 #: open tabs (WebSockets) beyond this are refused
@@ -68,6 +68,8 @@ LIST_LIMIT = 300
 PORT_TRIES = 20
 
 WATCHED_DIRS = ("content", "data", "templates", "static")
+#: a "changed path" meaning: events were lost, check every file
+EVERYTHING = "\0everything"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 # The production policy (netlify.toml), plus the preview's own WebSocket.
@@ -800,7 +802,27 @@ class _Watcher:
             if (PACKAGE_DIR / name).is_dir():
                 self.watch(str(PACKAGE_DIR / name), recursive=True)
         self.observer.daemon = True
+        self._listen_for_overflow()
         self.observer.start()
+
+    def _listen_for_overflow(self) -> None:
+        """The kernel drops file events when too many come at once (a `git checkout` of thousands of
+        files); watchdog only logs that. Then no list of changed files can be trusted: check all."""
+        import logging
+
+        preview = self.preview
+
+        class Overflow(logging.Handler):
+            def emit(self, record):
+                if "overflow" in record.getMessage().lower():
+                    preview.say("too many file changes at once for the watcher; checking every file")
+                    preview.rebuilder.notify(EVERYTHING)
+
+        for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
+            logger = logging.getLogger(name)
+            if not any(type(h).__name__ == "Overflow" for h in logger.handlers):
+                logger.addHandler(Overflow(logging.WARNING))
+                logger.propagate = False
 
     def stop(self) -> None:
         if self.observer is not None:
@@ -1043,7 +1065,10 @@ class PreviewServer:
     # -- building --------------------------------------------------------------------------------------
     def rebuild(self, changed: set[str] | None) -> None:
         """Build now. ``changed``: the paths that changed since the last build (None: check all)."""
-        full = changed is None or not self._trust_hints or any(self.kind(p) == "config" for p in changed)
+        full = (changed is None or not self._trust_hints or EVERYTHING in changed
+                or any(self.kind(p) == "config" for p in changed))
+        if changed is not None:
+            changed = changed - {EVERYTHING}
         kwargs = {"in_place": True}
         if self._takes_changed and not full:
             hint = set(changed)

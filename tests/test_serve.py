@@ -54,8 +54,13 @@ class Client:
         self.status = int(head.split()[1]) if head else 0
         self.messages: list[dict] = []
 
-    def _exact(self, n: int) -> bytes:
+    def _exact(self, n: int, deadline: float | None = None) -> bytes:
         while len(self.buf) < n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no message from the server in time")
+                self.sock.settimeout(left)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("server closed the connection")
@@ -64,15 +69,15 @@ class Client:
         return out
 
     def recv(self, timeout: float = WAIT) -> dict:
-        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout  # pings from the server do not extend it
         while True:
-            b1, b2 = self._exact(2)
+            b1, b2 = self._exact(2, deadline)
             n = b2 & 0x7F
             if n == 126:
-                n = struct.unpack("!H", self._exact(2))[0]
+                n = struct.unpack("!H", self._exact(2, deadline))[0]
             elif n == 127:
-                n = struct.unpack("!Q", self._exact(8))[0]
-            payload = self._exact(n)
+                n = struct.unpack("!Q", self._exact(8, deadline))[0]
+            payload = self._exact(n, deadline)
             opcode = b1 & 0x0F
             if opcode == 0x1:
                 msg = json.loads(payload)
@@ -798,3 +803,36 @@ def test_policy_violations_reported_by_the_browser_reach_the_terminal(preview):
     assert len(said) == 1
     assert "/alpha/" in said[0] and "inline script" in said[0] and ":12" in said[0]
     assert "report-uri /__sitegen/csp" in preview.get("/alpha/")[1]["Content-Security-Policy"]
+
+
+def test_lost_file_events_lead_to_a_full_check(preview):
+    import logging
+
+    client = preview.client()
+    beta = preview.root / "content" / "beta.md"
+    # A change whose events are lost (as when the kernel's event queue overflows) ...
+    server = preview.server
+    server.relevant = lambda path: False
+    beta.write_text(beta.read_text().replace("Beta's first paragraph.", "Changed behind the watcher's back."))
+    preview.settle(beta)
+    del server.relevant
+    assert b"Changed behind the watcher" not in preview.get("/beta/")[2]
+    # ... is found once watchdog says it lost events.
+    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+    msg = client.until(lambda m: built(m) and "/beta/index.html" in m["written"])
+    assert preview.server.history[-1]["changed"] == []
+    assert b"Changed behind the watcher" in preview.get("/beta/")[2]
+    assert any("checking every file" in line for line in preview.lines)
+
+
+def test_the_parse_cache_is_written_when_idle(preview):
+    pickle = preview.root / ".sitegen-cache" / "build.pickle"
+    before = pickle.stat().st_mtime_ns if pickle.exists() else 0
+    client = preview.client()
+    alpha = preview.root / "content" / "alpha.md"
+    alpha.write_text(alpha.read_text() + "\nCached later.\n")
+    client.until(built)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and (not pickle.exists() or pickle.stat().st_mtime_ns == before):
+        time.sleep(0.05)
+    assert pickle.exists() and pickle.stat().st_mtime_ns != before
