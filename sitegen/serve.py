@@ -25,6 +25,7 @@ import html
 import inspect
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -765,6 +767,18 @@ class Rebuilder:
                     self._cond.notify_all()
 
 
+#: previews whose watchers are running, to be told when watchdog reports lost events
+_LISTENING: "weakref.WeakSet[PreviewServer]" = weakref.WeakSet()
+
+
+class _Overflow(logging.Handler):
+    def emit(self, record):
+        if "overflow" in record.getMessage().lower():
+            for preview in list(_LISTENING):
+                preview.say("too many file changes at once for the watcher; checking every file")
+                preview.rebuilder.notify(EVERYTHING)
+
+
 class _Watcher:
     """watchdog events -> the rebuilder, minus editor noise and the build's own writes."""
 
@@ -808,23 +822,15 @@ class _Watcher:
     def _listen_for_overflow(self) -> None:
         """The kernel drops file events when too many come at once (a `git checkout` of thousands of
         files); watchdog only logs that. Then no list of changed files can be trusted: check all."""
-        import logging
-
-        preview = self.preview
-
-        class Overflow(logging.Handler):
-            def emit(self, record):
-                if "overflow" in record.getMessage().lower():
-                    preview.say("too many file changes at once for the watcher; checking every file")
-                    preview.rebuilder.notify(EVERYTHING)
-
+        _LISTENING.add(self.preview)
         for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
             logger = logging.getLogger(name)
-            if not any(type(h).__name__ == "Overflow" for h in logger.handlers):
-                logger.addHandler(Overflow(logging.WARNING))
+            if not any(isinstance(h, _Overflow) for h in logger.handlers):
+                logger.addHandler(_Overflow(logging.WARNING))
                 logger.propagate = False
 
     def stop(self) -> None:
+        _LISTENING.discard(self.preview)
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=2)
