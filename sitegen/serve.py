@@ -924,6 +924,7 @@ class PreviewServer:
         self._deps: set[str] = set()
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self.stop_requested = False
         self._policy_seen: set[str] = set()
         self._policy_lock = threading.Lock()
 
@@ -999,8 +1000,8 @@ class PreviewServer:
         return self
 
     def wait(self) -> None:
-        """Block until :meth:`stop` (Ctrl-C reaches the main thread meanwhile)."""
-        while not self._stopped.wait(0.5):
+        """Block until :meth:`stop`, or until :attr:`stop_requested` is set (by a signal handler)."""
+        while not self.stop_requested and not self._stopped.wait(0.2):
             pass
 
     def stop(self) -> None:
@@ -1263,7 +1264,7 @@ def _files_out(written: list[str], removed: list[str], limit: int = 4) -> str:
 
     parts = []
     if written:
-        names = [short(u) for u in written]
+        names = [short(u) for u in sorted(written, key=lambda u: not u.endswith(".html"))]  # pages first
         more = f" and {len(names) - limit} more" if len(names) > limit else ""
         parts.append(f"wrote {', '.join(names[:limit])}{more}")
     if removed:
@@ -1323,6 +1324,7 @@ def serve(site: str | Path = ".", host: str = "127.0.0.1", port: int = 8000, por
             import webbrowser
 
             threading.Thread(target=webbrowser.open, args=(preview.url,), daemon=True).start()
+        _stop_on_signal(preview)
         preview.wait()
     except KeyboardInterrupt:
         pass
@@ -1333,6 +1335,23 @@ def serve(site: str | Path = ".", host: str = "127.0.0.1", port: int = 8000, por
             pass
         preview.say("stopped")
     return 0
+
+
+def _stop_on_signal(preview: PreviewServer) -> None:
+    """While serving, Ctrl-C (or SIGTERM) asks the preview to stop rather than raising wherever
+    the main thread happens to be; a second one, while it stops, ends the process at once."""
+    import signal
+
+    def request_stop(signum, frame):
+        if preview.stop_requested:
+            os._exit(130)
+        preview.stop_requested = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, request_stop)
+        except (ValueError, OSError):
+            pass
 
 
 def _terminate_as_interrupt() -> None:

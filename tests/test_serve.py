@@ -836,3 +836,17 @@ def test_the_parse_cache_is_written_when_idle(preview):
     while time.monotonic() < deadline and (not pickle.exists() or pickle.stat().st_mtime_ns == before):
         time.sleep(0.05)
     assert pickle.exists() and pickle.stat().st_mtime_ns != before
+
+
+def test_ctrl_c_twice_still_exits_without_a_traceback(tmp_path):
+    root = make_site(tmp_path / "site")
+    proc, _ = _start_cli(root)
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 130)
+    assert "Traceback" not in err and "Traceback" not in out
