@@ -84,7 +84,7 @@ def cmd_data(args) -> int:
         print("no tables in data/")
         return 0
     for t in tables:
-        print(provenance.describe(t) if hasattr(provenance, "describe") else t)
+        print(provenance.describe(t))
     return 0
 
 
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         args.port_given = args.port is not None
-        args.port = args.port or 8000
+        args.port = 8000 if args.port is None else args.port  # --port 0 asks the system for a free port
     try:
         return args.func(args)
     except KeyboardInterrupt:
