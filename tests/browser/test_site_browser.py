@@ -13,7 +13,8 @@ from sitegen.build import Builder
 
 REPO = Path(__file__).resolve().parents[2]
 
-PAGES = ["", "writing-with-sitegen/", "figures-tour/", "tags/", "tags/guide/", "404.html"]
+PAGES = ["", "writing-with-sitegen/", "figures-tour/", "gp-parameters/", "silent-bug/", "ill-conditioning/",
+         "tags/", "tags/guide/", "404.html"]
 
 
 def netlify_headers() -> dict[str, str]:
