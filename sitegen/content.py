@@ -6,6 +6,7 @@ offending key, so an author can jump straight to it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,16 +57,23 @@ class Post:
 
 
 def discover(content_dir: Path) -> list[Path]:
-    """Every post source: ``*.md`` files and ``*/index.md`` bundles, sorted for stable output."""
+    """Every post source: ``*.md`` files and ``*/index.md`` bundles, sorted for stable output.
+
+    Names starting with '.' or '_' are skipped (editor files, drafts folders). One scandir per
+    level instead of a recursive glob: a 4,000-post site is listed on every rebuild."""
     if not content_dir.is_dir():
         return []
     found = []
-    for path in content_dir.rglob("*.md"):
-        rel = path.relative_to(content_dir)
-        if any(part.startswith((".", "_")) for part in rel.parts):
-            continue
-        if len(rel.parts) == 1 or (len(rel.parts) == 2 and path.name == "index.md"):
-            found.append(path)
+    with os.scandir(content_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith((".", "_")):
+                continue
+            if entry.is_file() and entry.name.endswith(".md"):
+                found.append(Path(entry.path))
+            elif entry.is_dir():
+                index = os.path.join(entry.path, "index.md")
+                if os.path.isfile(index):
+                    found.append(Path(index))
     return sorted(found)
 
 
