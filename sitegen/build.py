@@ -11,8 +11,8 @@ Read top to bottom, :meth:`Builder.build` does:
 5. if nothing failed, write the site: into a fresh folder swapped in at the end (``sitegen build``),
    or in place, file by file (the preview server). A failed build writes nothing.
 
-The build graph — which files each page read — is kept in the cache, so the preview server can
-ask :meth:`Builder.affected` what a changed file touches.
+The build graph — which files each post read — is kept in the parse cache (``Parsed.deps``), so a
+rebuild re-parses only the posts whose source or inputs changed.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitegen.config import CONFIG_NAME, Config, load_config
+from sitegen.config import load_config
 from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
@@ -154,7 +154,6 @@ class Builder:
         self.use_cache = use_cache
         self.cache: dict = {}
         self.cache_loaded = False
-        self.graph: dict[str, set[str]] = {}   # output file -> every input file it depends on
         self.last_result: BuildResult | None = None
         #: write the cache after every build; the preview server turns this off and calls
         #: save_cache() when idle, so the write is not between a save and the reload
@@ -491,19 +490,6 @@ class Builder:
         if old.exists():
             _remove_in_background(old)
         return written, sorted(set(old_pages) - set(pages))
-
-    # -- for the preview server -----------------------------------------------------------------------
-    def affected(self, changed: Path) -> str:
-        """What a changed file touches: 'post', 'data', 'template', 'static', 'config' or 'other'."""
-        changed = Path(changed).resolve()
-        try:
-            rel = changed.relative_to(self.root)
-        except ValueError:
-            return "other"
-        top = rel.parts[0] if rel.parts else ""
-        if rel.name == CONFIG_NAME:
-            return "config"
-        return {"content": "post", "data": "data", "templates": "template", "static": "static"}.get(top, "other")
 
 
 def _ignore_interrupt() -> None:
