@@ -175,6 +175,10 @@ def test_scrubber_jumps_and_dots_move_to_that_step(page_of):
     assert circle_xs(page) == pytest.approx(expected_xs(page, 0), abs=0.5)
     scrub.evaluate("s => { s.value = 15; s.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.wait_for_function("document.querySelector('.sg-steplabel').textContent === 'Step 150 of 290'")
+    # the dots start moving on the next animation frame, while the canvases are still hidden from the
+    # last rest: wait for the move to land before waiting for rest
+    page.wait_for_function("() => Math.abs(+document.querySelector('svg.sg-strip circle').getAttribute('cx') - %f) < 0.5"
+                           % expected_xs(page, 15)[0])
     page.wait_for_function(AT_REST)
     assert circle_xs(page) == pytest.approx(expected_xs(page, 15), abs=0.5)
     assert scrub.get_attribute("aria-valuetext") == "Step 150 of 290"
