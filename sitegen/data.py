@@ -154,9 +154,15 @@ class Catalog:
         suffix = path.suffix.lower()
         try:
             if suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.compute as pc
                 import pyarrow.parquet as pq
 
-                return pq.read_table(path).to_pandas()
+                table = pq.read_table(path)
+                for i, f in enumerate(table.schema):  # text columns (param, run names) arrive categorical:
+                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):  # cheap to group
+                        table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
+                return table.to_pandas()
             if suffix in (".csv", ".tsv"):
                 return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         except pd.errors.EmptyDataError:
@@ -227,17 +233,39 @@ def _have(df) -> str:
     return f"(have: {shown})"
 
 
-def _ordered_labels(series) -> tuple[list[str], Any]:
-    """Distinct values in figure order (numeric: ascending; otherwise first appearance) as strings."""
+def ordered_categorical(series) -> tuple[list[str], "pd.Categorical"]:
+    """``series`` as a categorical of labels in figure order: numbers ascending (as 64, not 64.0),
+    anything else in order of first appearance. Labels are made once per distinct value, because
+    traced tables have millions of rows and few distinct experiments, runs and parameters."""
+    import numpy as np
     import pandas as pd
 
-    values = series
-    if pd.api.types.is_bool_dtype(values):
-        values = values.astype(str)
-    uniq = pd.unique(values.dropna())
-    if pd.api.types.is_numeric_dtype(values):
-        return [_label(v) for v in sorted(uniq)], values
-    return list(dict.fromkeys(str(v) for v in uniq)), values
+    if isinstance(series.dtype, pd.CategoricalDtype):  # e.g. a parquet text column: work on its codes
+        raw = series.cat.codes.to_numpy(dtype=np.int64)
+        seen = pd.unique(raw[raw >= 0])  # first appearance
+        remap = np.full(len(series.cat.categories) + 1, -1, dtype=np.int64)
+        remap[seen] = np.arange(len(seen))
+        codes = remap[raw]
+        uniques = series.cat.categories[seen]
+        numeric = pd.api.types.is_numeric_dtype(series.cat.categories) and \
+            not pd.api.types.is_bool_dtype(series.cat.categories)
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if numeric:
+        order = np.argsort(np.asarray(uniques, dtype="float64"), kind="stable")
+        names = [_label(uniques[i]) for i in order]
+    else:
+        order = np.arange(len(uniques))
+        names = [str(u) for u in uniques]
+    # several values may share a label (64 and 64.0 in an object column): keep the first
+    categories = list(dict.fromkeys(names))
+    position = {name: i for i, name in enumerate(categories)}
+    lookup = np.empty(len(uniques) + 1, dtype=np.int64)
+    lookup[-1] = -1
+    for name, i in zip(names, order):
+        lookup[i] = position[name]
+    return categories, pd.Categorical.from_codes(lookup[codes], categories=categories)
 
 
 def _label(v) -> str:
@@ -297,7 +325,7 @@ def to_traced(df: "pd.DataFrame", columns: dict[str, str] | None = None, source:
         out = pd.DataFrame({
             "experiment": df[name["experiment"]] if name["experiment"] in df.columns else "all",
             "run": df[name["run"]],
-            "param": df[name["param"]].astype(str),
+            "param": df[name["param"]],
         })
         out["value"] = _numeric(df[name["value"]], name["value"])
         if name["step"] in df.columns:
@@ -312,13 +340,12 @@ def to_traced(df: "pd.DataFrame", columns: dict[str, str] | None = None, source:
 
     if len(out) == 0:
         raise ValueError("the table is empty (no rows)")
-    exps, _ = _ordered_labels(out["experiment"])
-    runs, _ = _ordered_labels(out["run"])
     # categorical columns in figure order: figures get row/dot/parameter indices without re-hashing strings
-    out["experiment"] = pd.Categorical(_as_labels(out["experiment"]), categories=exps)
-    out["run"] = pd.Categorical(_as_labels(out["run"]), categories=runs)
-    params = [str(p) for p in pd.unique(out["param"])]
-    out["param"] = pd.Categorical(out["param"].astype(str), categories=params)
+    exps, out["experiment"] = ordered_categorical(out["experiment"])
+    runs, out["run"] = ordered_categorical(out["run"])
+    params, param_codes = ordered_categorical(out["param"].astype(str) if not isinstance(
+        out["param"].dtype, pd.CategoricalDtype) else out["param"])
+    out["param"] = param_codes
     has_step = "step" in out.columns
     if has_step and out["step"].isna().any():
         raise ValueError("column 'step' has empty cells; every row needs its training step")
