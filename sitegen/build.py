@@ -69,6 +69,10 @@ class Parsed:
     scripts: list[str]
     md_links: dict[str, str]                 # linked source -> URL it resolved to
     key: str = ""
+    #: None: read no data; "live": drawn by the preview, runs still training read from their parts;
+    #: "static": drawn from finished tables only. A page drawn one way is never reused the other way.
+    data_mode: str | None = None
+    reads_run: bool = False                  # read a run still training: redrawn whenever in doubt
 
 
 @dataclass
@@ -103,10 +107,11 @@ class BuildResult:
 _WORK: dict = {}
 
 
-def _parse_post(post: Post, root: Path, md_targets: dict[str, str]) -> Parsed:
+def _parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = False) -> Parsed:
     from sitegen import markdown
 
     ctx = PageContext(path=post.rel, root=root, source_dir=post.source.parent)
+    ctx.meta["live"] = live
     ctx.meta["md_targets"] = md_targets
     ctx.meta["md_links"] = {}
     rendered = markdown.render(post.body, ctx, post.line_offset)
@@ -115,6 +120,8 @@ def _parse_post(post: Post, root: Path, md_targets: dict[str, str]) -> Parsed:
         html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,
         problems=ctx.problems, deps=deps, files=ctx.files, scripts=ctx.scripts,
         md_links=ctx.meta["md_links"],
+        data_mode=None if ctx.catalog is None else ("live" if live else "static"),
+        reads_run=bool(ctx.meta.get("read_live")),
     )
 
 
@@ -124,7 +131,7 @@ def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
     post = _WORK["posts"][i]
     try:
         if need_parse:
-            parsed = _parse_post(post, _WORK["root"], _WORK["md_targets"])
+            parsed = _parse_post(post, _WORK["root"], _WORK["md_targets"], _WORK["live"])
             parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
                                  sorted(parsed.md_links.items()), _WORK["version"])
         else:
@@ -155,6 +162,7 @@ class Builder:
         self.cache: dict = {}
         self.cache_loaded = False
         self.last_result: BuildResult | None = None
+        self.last_posts: list[Post] = []
         #: write the cache after every build; the preview server turns this off and calls
         #: save_cache() when idle, so the write is not between a save and the reload
         self.autosave = True
@@ -247,6 +255,7 @@ class Builder:
         result = BuildResult(out_dir, problems, len(pages), written, removed, parsed_now,
                              time.perf_counter() - t0)
         self.last_result = result
+        self.last_posts = posts
         return result
 
     # -- stage 1: load ------------------------------------------------------------------------------
@@ -357,14 +366,18 @@ class Builder:
         stamp, parsed = hit
         if stamp != self._post_stamp(post):
             return False
+        if parsed.data_mode is not None and parsed.data_mode != ("live" if self.preview else "static"):
+            return False
         hint = self._hint
+        if parsed.reads_run and (hint is None or not hint.isdisjoint(parsed.deps)):
+            return False  # whether the trainer still runs is in no file's stamp: look again
         deps = parsed.deps if hint is None else parsed.deps.keys() & hint
         if any(_stamp(dep) != parsed.deps[dep] for dep in deps):
             return False
         return not parsed.md_links or all(md_targets.get(src) == url for src, url in parsed.md_links.items())
 
     def _run_jobs(self, posts, jobs, md_targets, renderer):
-        _WORK.update(posts=posts, root=self.root, md_targets=md_targets, renderer=renderer,
+        _WORK.update(posts=posts, root=self.root, md_targets=md_targets, renderer=renderer, live=self.preview,
                      parsed=self.cache["parsed"], version=self.cache["version"])
         try:
             if self.workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and sys.platform != "win32":

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from sitegen.context import PageContext
+    from sitegen.live import RunState
 
 #: the roles a traced table's columns play, in the order they are documented
 ROLES = ("experiment", "run", "step", "param", "value")
@@ -71,6 +72,10 @@ class Traced:
         return len(self.frame)
 
 
+class LiveWaiting(SiteError):
+    """A page reads a table whose experiment is running but has written no rows yet (preview only)."""
+
+
 class Catalog:
     """Reads data files once per build and reports problems at the directive that asked.
 
@@ -93,6 +98,10 @@ class Catalog:
         self._tables: dict[str, tuple[tuple[int, int], Any]] = {}
         self._traced: dict[tuple, tuple[tuple[int, int], Traced]] = {}
         self._json: dict[str, tuple[tuple[int, int], Any]] = {}
+        #: the preview's view of runs still training: part file -> (stamp, Arrow table), and the last
+        #: state seen of each table's run
+        self._parts: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._runs: dict[str, "RunState"] = {}
         #: how many files were actually read (the tests use it to check the cache)
         self.reads = 0
 
@@ -130,14 +139,23 @@ class Catalog:
     def table(self, relpath: str, line: int | None = None, ctx: "PageContext | None" = None) -> "pd.DataFrame":
         """The table in ``relpath`` (``.parquet``, ``.csv`` or ``.tsv``), read at most once per change.
 
+        In the preview (``ctx.meta["live"]``), a run still writing this table (see :mod:`sitegen.live`)
+        is read from its parts instead: the figures show the training as far as it has got.
         Callers must treat the result as read-only (it is shared between figures).
         """
+        return self._source(relpath, line, ctx)[1]
+
+    def _source(self, relpath: str, line, ctx) -> tuple[tuple, "pd.DataFrame", Path, str]:
+        """(stamp, table, path, shown): the stamp identifies what was read, for the caches above it."""
+        live = self._live(relpath, line, ctx)
+        if live is not None:
+            return live
         path, shown = self._locate(relpath, line, ctx)
         key = str(path.resolve())
         stamp = self._stamp(path)
         hit = self._tables.get(key)
         if hit and hit[0] == stamp:
-            return hit[1]
+            return stamp, hit[1], path, shown
         if stamp[1] > HUGE_BYTES and ctx is not None:
             ctx.warn(line, f"{shown}: large file ({stamp[1] / 2**20:.0f} MiB); reading it may take a while "
                            "and figures drawn from it are downsampled")
@@ -145,7 +163,75 @@ class Catalog:
         if len(df.columns) == 0 or len(df) == 0:
             raise self._fail(ctx, line, shown, "the table is empty (no rows); was the experiment run to the end?")
         self._tables[key] = (stamp, df)
-        return df
+        return stamp, df, path, shown
+
+    # -- runs still training (the preview only) -------------------------------------------------------
+    def _live(self, relpath: str, line, ctx):
+        if ctx is None or not ctx.meta.get("live"):
+            return None
+        from sitegen.live import RUN_FILE, part_files, parts_dir, read_run
+
+        relpath = (relpath or "").strip()
+        if not relpath:
+            return None
+        path = ctx.resolve(relpath)
+        folder = parts_dir(path)
+        ctx.depend(folder / RUN_FILE)  # also when missing: a run that starts must redraw the page
+        ctx.depend(path)  # the finished table replaces the parts
+        run = read_run(folder)
+        if run is None or not run.live:
+            return None
+        shown = ctx.display(path)
+        key = str(path.resolve())
+        self._runs[key] = run
+        ctx.meta["read_live"] = True
+        tables, stamps = [], []
+        for part in part_files(folder):
+            try:
+                stamp = self._stamp(part)
+            except OSError:
+                continue  # the run finished and took its parts away meanwhile: the manifest said so
+            hit = self._parts.get(str(part))
+            if hit is None or hit[0] != stamp:
+                try:
+                    import pyarrow.parquet as pq
+
+                    hit = (stamp, pq.read_table(part))
+                except Exception as exc:  # parts are renamed into place whole; this one was damaged later
+                    ctx.warn(line, f"{shown}: skipped {part.name} of the running experiment ({exc})")
+                    continue
+                self._parts[str(part)] = hit
+            stamps.append((part.name, stamp))
+            tables.append(hit[1])
+        if not tables:
+            if path.is_file() and run.state == "stopped":
+                return None  # a run that died before its first rows: show the last finished table
+            what = ("stopped before it wrote any rows" if run.state == "stopped"
+                    else "has not written its first rows yet")
+            raise LiveWaiting(ctx.path, line, f"{shown}: the experiment writing this table {what}")
+        stamp = ("live", tuple(stamps))
+        hit = self._tables.get(key)
+        if hit and hit[0] == stamp:
+            return stamp, hit[1], path, shown
+        import pyarrow as pa
+
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise self._fail(ctx, line, shown, f"the parts of the running experiment do not fit together ({exc})") \
+                from None
+        df = self._to_pandas(table)
+        self._tables[key] = (stamp, df)
+        for name in list(self._parts):  # parts of runs that are over
+            if not os.path.exists(name):
+                del self._parts[name]
+        return stamp, df, path, shown
+
+    def run_of(self, relpath: str, ctx: "PageContext | None") -> "RunState | None":
+        """The run still writing ``relpath`` that the last read of it in this page went to, if any."""
+        if ctx is None or not ctx.meta.get("live"):
+            return None
+        return self._runs.get(str(ctx.resolve((relpath or "").strip()).resolve()))
 
     def _read(self, path: Path, shown: str, line, ctx) -> "pd.DataFrame":
         import pandas as pd
@@ -158,11 +244,7 @@ class Catalog:
                 import pyarrow.compute as pc
                 import pyarrow.parquet as pq
 
-                table = pq.read_table(path)
-                for i, f in enumerate(table.schema):  # text columns (param, run names) arrive categorical:
-                    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):  # cheap to group
-                        table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
-                return table.to_pandas()
+                return self._to_pandas(pq.read_table(path))
             if suffix in (".csv", ".tsv"):
                 return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         except pd.errors.EmptyDataError:
@@ -173,6 +255,16 @@ class Catalog:
             raise self._fail(ctx, line, shown, f"cannot read this {kind} file ({detail}); "
                                                "re-run the experiment that writes it") from None
         raise self._fail(ctx, line, shown, f"unsupported file type '{suffix}'; use .parquet or .csv")
+
+    @staticmethod
+    def _to_pandas(table) -> "pd.DataFrame":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for i, f in enumerate(table.schema):  # text columns (param, run names) arrive categorical:
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):  # cheap to group
+                table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
+        return table.to_pandas()
 
     def json(self, relpath: str, line: int | None = None, ctx: "PageContext | None" = None) -> Any:
         """A JSON file such as a provenance sidecar, parsed once per change."""
@@ -206,11 +298,9 @@ class Catalog:
         ``columns`` maps a role (``experiment``, ``run``, ``step``, ``param``, ``value``) to the
         file's column name, for tables written with other names.
         """
-        df = self.table(relpath, line, ctx)
-        path, shown = self._locate(relpath, line, ctx)
+        stamp, df, path, shown = self._source(relpath, line, ctx)
         columns = dict(columns or {})
         key = (str(path.resolve()), tuple(sorted(columns.items())))
-        stamp = self._stamp(path)
         hit = self._traced.get(key)
         if hit and hit[0] == stamp:
             traced = hit[1]

@@ -19,6 +19,7 @@ runs) and the band spans the given percentiles. Training trajectories are the sa
 from __future__ import annotations
 
 from sitegen.directives import Call, Directive, register
+from sitegen.data import LiveWaiting
 from sitegen.directives.expression import catalog_of
 from sitegen.errors import SiteError, closest
 from sitegen.figures import lines, page
@@ -86,8 +87,11 @@ class Chart(Directive):
             ctx.error(call.line, "chart: no data; name the table as the argument (```{chart} data/x.parquet) "
                                  "or with :data:")
             return page.error_box("no data")
+        catalog = catalog_of(ctx)
         try:
-            df = catalog_of(ctx).table(data, call.option_line("data") if "data" in o else call.line, ctx)
+            df = catalog.table(data, call.option_line("data") if "data" in o else call.line, ctx)
+        except LiveWaiting as exc:
+            return page.waiting(ctx, call, "Chart", "sg-chart", exc.problem.message)
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
@@ -148,8 +152,19 @@ class Chart(Directive):
             ctx.warn(call.line, f"chart: {note}")
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
-        return page.figure(ctx, call, "Chart", "sg-chart", f'<div class="sg-chart-box">{body}</div>', island,
+        run = catalog.run_of(data, ctx)
+        note = page.run_note(run, _last_step(df)) if run is not None else ""
+        return page.figure(ctx, call, "Chart", "sg-chart", f'{note}<div class="sg-chart-box">{body}</div>', island,
                            o.get("caption"))
+
+
+def _last_step(df):
+    if "step" not in df.columns or not len(df):
+        return None
+    try:
+        return int(df["step"].max())
+    except (TypeError, ValueError):
+        return None
 
 
 def _band(text: str):

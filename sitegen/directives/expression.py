@@ -12,6 +12,7 @@ runtime (``figures.js``) adds tooltips and, when the table has steps, play/scrub
 """
 from __future__ import annotations
 
+from sitegen.data import LiveWaiting
 from sitegen.directives import Call, Directive, register
 from sitegen.errors import SiteError
 from sitegen.figures import page, strips
@@ -132,6 +133,8 @@ class Expression(Directive):
                 return page.error_box("no data")
             data_line = call.option_line("data") if "data" in call.options else call.line
             traced = catalog.traced(data, columns, data_line, ctx)
+        except LiveWaiting as exc:
+            return page.waiting(ctx, call, "Visualization", "sg-expression", exc.problem.message)
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
@@ -157,7 +160,9 @@ class Expression(Directive):
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
         css = "sg-expression" + (" sg-animated" if fig.frames_blob is not None else "")
-        return page.figure(ctx, call, "Visualization", css, fig.html, island, call.options.get("caption"))
+        run = catalog.run_of(data, ctx)
+        note = page.run_note(run, (fig.island.get("steps") or [None])[-1]) if run is not None else ""
+        return page.figure(ctx, call, "Visualization", css, note + fig.html, island, call.options.get("caption"))
 
 
 register(Expression())

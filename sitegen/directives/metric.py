@@ -25,6 +25,7 @@ import math
 import re
 
 from sitegen.directives import Role, register_role
+from sitegen.data import LiveWaiting
 from sitegen.directives.expression import catalog_of
 from sitegen.errors import SiteError, closest
 from sitegen.figures.scale import format_number
@@ -293,6 +294,8 @@ class Metric(Role):
     def render(self, content: str, line: int, ctx) -> str:
         try:
             value, text, source = compute(content, catalog_of(ctx), line, ctx)
+        except LiveWaiting:  # the preview, while the experiment has not written its first rows
+            return '<span class="sg-metric-waiting" title="waiting for the running experiment">…</span>'
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return '<span class="sg-metric-error">?</span>'

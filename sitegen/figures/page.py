@@ -5,6 +5,7 @@ Option values arrive as strings from the post; the readers here turn them into v
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING
 
@@ -123,10 +124,38 @@ def figure(ctx: "PageContext", call: "Call", kind: str, css: str, body: str, isl
     if caption:
         cap += (" " if cap else "") + render_inline(caption, ctx, call.option_line("caption"))
     data = json_island(island) if island is not None else ""
-    return (f'<figure class="sg-figure {css}" id="{esc(anchor)}" data-sg-figure="{esc(kind.lower())}">'
-            f"{body}{data}" + (f"<figcaption>{cap}</figcaption>" if cap else "") + "</figure>\n")
+    inner = f"{body}{data}" + (f"<figcaption>{cap}</figcaption>" if cap else "")
+    # what the preview compares to tell a redrawn figure from an unchanged one
+    rev = hashlib.sha256(inner.encode()).hexdigest()[:12]
+    return (f'<figure class="sg-figure {css}" id="{esc(anchor)}" data-sg-figure="{esc(kind.lower())}" '
+            f'data-sg-rev="{rev}">{inner}</figure>\n')
 
 
 def error_box(message: str) -> str:
     """What stands in for a figure that could not be drawn (the build reports the error too)."""
     return f'<p class="sg-figure-error">Figure not drawn: {esc(message)}</p>\n'
+
+
+def run_note(run, last_step) -> str:
+    """The preview's line above a figure whose experiment is still training, or stopped before the end
+    (``run``: a :class:`sitegen.live.RunState`); empty for a finished table."""
+    if run is None or not run.live:
+        return ""
+    at = f"step {last_step:,}" if isinstance(last_step, int) else "its last complete step"
+    if run.state == "stopped":
+        who = f" (process {run.pid} is gone)" if run.pid else ""
+        return (f'<p class="sg-run-note sg-run-stopped" role="status">The run stopped at {esc(at)} before it '
+                f"finished{esc(who)}: the figure shows every step up to there. Run the experiment again to "
+                "finish the table.</p>")
+    return (f'<p class="sg-run-note sg-run-live" role="status"><span class="sg-run-dot" aria-hidden="true">'
+            f"</span>Training: shown up to {esc(at)}; the figure grows as the run writes more.</p>")
+
+
+def waiting(ctx: "PageContext", call: "Call", kind: str, css: str, message: str) -> str:
+    """The figure whose experiment has started but written nothing yet (preview only): numbered and
+    captioned like the figure it becomes, so the preview can swap the drawing in when rows arrive."""
+    ctx.warn(call.line, message)
+    ctx.use_script("figures.js")  # the page keeps the scripts it will need once the drawing arrives
+    ctx.meta["has_figures"] = True
+    body = f'<p class="sg-run-note sg-run-waiting" role="status">{esc(message)}</p>'
+    return figure(ctx, call, kind, f"{css} sg-waiting", body, None, call.options.get("caption"))
