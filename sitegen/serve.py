@@ -44,6 +44,7 @@ from urllib.parse import quote, unquote, urlsplit
 from sitegen.build import CACHE_NAME, PACKAGE_DIR, Builder
 from sitegen.config import CONFIG_NAME
 from sitegen.errors import BuildError, Problem
+from sitegen.live import RUN_FILE, SERVE_FILE, read_run
 
 CLIENT_DIR = PACKAGE_DIR / "static_preview"
 INTERNAL = "/__sitegen/"
@@ -54,6 +55,12 @@ QUIET = 0.015
 SETTLE = 0.5
 #: a file rewritten without pause (a training run streaming its trace) still rebuilds this often
 MAX_WAIT = 2.0
+#: a running experiment's new rows redraw its figures at most this often (seconds), however fast it writes
+LIVE_EVERY = 0.25
+#: how often the preview checks that the trainers of the runs it shows still run (seconds)
+RUN_CHECK_EVERY = 0.5
+#: while a run streams, the terminal gets one line about its redraws this often (seconds)
+LIVE_SAY_EVERY = 10.0
 #: the parse cache is written to disk once the preview has been idle this long
 IDLE_SAVE = 5.0
 #: more concurrent connections than this are refused rather than given a thread each
@@ -159,6 +166,11 @@ def locate(out_dir: str, target: str) -> tuple[str, str | None]:
     if os.path.isfile(real):
         return ("file", real)
     return missing
+
+
+def is_live_path(path: str) -> bool:
+    """A file a running experiment streams (a part, or its run manifest, inside ``NAME.parts/``)."""
+    return os.path.basename(os.path.dirname(path)).endswith(".parts")
 
 
 def request_path(target: str) -> tuple[str, str]:
@@ -686,6 +698,7 @@ class Rebuilder:
         self._writing: set[str] = set()
         self._first = self._last = 0.0
         self._idle_since = time.monotonic()
+        self._live_built = 0.0  # when the last build for a running experiment's rows started
         self._busy = False
         self._stopping = False
         self.dirty = False  # the builder's cache has news not yet on disk
@@ -697,6 +710,8 @@ class Rebuilder:
             return self._busy or bool(self._pending)
 
     def notify(self, path: str, writing: bool | None = None) -> None:
+        if is_live_path(path):  # a new part counts as its run's news: pages depend on the manifest
+            path, writing = os.path.join(os.path.dirname(path), RUN_FILE), None
         with self._cond:
             now = time.monotonic()
             if not self._pending:
@@ -741,10 +756,20 @@ class Rebuilder:
                     continue
                 need = self.settle if self._writing else self.quiet
                 quiet_for = now - self._last
+                live = all(is_live_path(p) for p in self._pending)
+                if live:  # a trainer writes parts on its own clock: redraw at a steady pace instead
+                    wait = self._live_built + LIVE_EVERY - now
+                    if wait <= 0:
+                        need = 0.0
+                    else:
+                        self._cond.wait(wait)
+                        continue
                 if quiet_for >= need or now - self._first >= self.max_wait:
                     batch, self._pending = self._pending, set()
                     self._writing.clear()
                     self._busy = True
+                    if live:
+                        self._live_built = now
                     return batch
                 self._cond.wait(min(need - quiet_for, self.max_wait - (now - self._first)))
 
@@ -927,6 +952,9 @@ class PreviewServer:
         self.stop_requested = False
         self._policy_seen: set[str] = set()
         self._policy_lock = threading.Lock()
+        self._run_states: dict[str, str | None] = {}  # run manifest -> state last seen
+        self._serve_info: dict | None = None
+        self._live_said = 0.0
 
     # -- addresses -------------------------------------------------------------------------------
     @property
@@ -997,6 +1025,8 @@ class PreviewServer:
         self._http_thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                              name="sitegen-serve", daemon=True)
         self._http_thread.start()
+        threading.Thread(target=self._check_runs, name="sitegen-runs", daemon=True).start()
+        self._write_serve_info()
         return self
 
     def wait(self) -> None:
@@ -1008,6 +1038,7 @@ class PreviewServer:
         if self.stopping:
             return
         self.stopping = True
+        self._remove_serve_info()
         self.watcher.stop()
         self.rebuilder.stop()
         self.hub.close_all()
@@ -1105,6 +1136,7 @@ class PreviewServer:
             return
         self._trust_hints = True
         self._succeeded(changed, result, time.perf_counter() - t0)
+        self._write_serve_info()
         if changed is None:
             # Thousands of cached posts would otherwise be traversed by every full garbage
             # collection, and one would land in the middle of the next edit's rebuild.
@@ -1133,7 +1165,9 @@ class PreviewServer:
         removed = ["/" + r.replace(os.sep, "/") for r in result.removed]
         css_only = bool(changed) and all(self.kind(p) == "static" and p.endswith(".css") and os.path.exists(p)
                                          for p in changed)
-        message = {"type": "built", "css": [u for u in written if u.endswith(".css")], "cssOnly": css_only}
+        data_only = bool(changed) and all(self.kind(p) == "data" for p in changed)
+        message = {"type": "built", "css": [u for u in written if u.endswith(".css")], "cssOnly": css_only,
+                   "dataOnly": data_only}
         if len(written) + len(removed) > LIST_LIMIT:
             message.update(all=True, written=[], removed=[])
         else:
@@ -1144,7 +1178,11 @@ class PreviewServer:
         if changed is None:
             self.say(f"built {result.pages} files in {_duration(seconds)} "
                      f"({len(result.parsed)} post(s) rendered, {len(result.written)} file(s) written)")
+        elif all(is_live_path(p) for p in changed) and time.monotonic() - self._live_said < LIVE_SAY_EVERY:
+            pass  # a training run redraws its figures several times a second: say so now and then
         else:
+            if all(is_live_path(p) for p in changed):
+                self._live_said = time.monotonic()
             what = _files(self.root, changed)
             if written or removed:
                 out = _files_out(written, removed)
@@ -1188,6 +1226,63 @@ class PreviewServer:
                 folder = os.path.dirname(dep)
                 if os.path.isdir(folder) and not _inside(folder, self.real_out):
                     self.watcher.watch(folder, recursive=False)
+
+    # -- experiments that are still training ----------------------------------------------------------
+    def _check_runs(self) -> None:
+        """A trainer that dies writes nothing more, so no file event says so: look at the processes of
+        the runs the pages show, and redraw those pages once one has stopped."""
+        while not self.stopping:
+            time.sleep(RUN_CHECK_EVERY)
+            manifests = [d for d in list(self._deps) if d.endswith(os.sep + RUN_FILE)]
+            for manifest in manifests:
+                if not os.path.exists(manifest):
+                    self._run_states.pop(manifest, None)
+                    continue
+                run = read_run(Path(manifest).parent)
+                state = run.state if run else None
+                before = self._run_states.get(manifest)
+                self._run_states[manifest] = state
+                if state == "stopped" and before != "stopped":
+                    self.say(_paint(f"{_files(self.root, [manifest])}: the experiment writing it stopped "
+                                    f"before finishing (process {run.pid} is gone)", "33"))
+                    self.rebuilder.notify(manifest)
+
+    def _write_serve_info(self) -> None:
+        """Tell experiments started with --live where to point their user (``sitegen.live.preview_hint``):
+        this server's URL, and which pages read which data file."""
+        if self.httpd is None or self.stopping:
+            return
+        pages: dict[str, list[str]] = {}
+        parsed_cache = self.builder.cache.get("parsed", {})
+        root = str(self.root)
+        for post in getattr(self.builder, "last_posts", []):
+            entry = parsed_cache.get(post.rel)
+            parsed = entry[1] if isinstance(entry, tuple) else None
+            for dep in getattr(parsed, "deps", ()) or ():
+                if _inside(dep, root) and not dep.endswith(os.sep + RUN_FILE):
+                    rel = Path(dep).relative_to(root).as_posix()
+                    if post.url not in pages.setdefault(rel, []):
+                        pages[rel].append(post.url)
+        info = {"url": self.url, "pid": os.getpid(), "host": socket.gethostname(), "pages": pages}
+        if info == self._serve_info:
+            return
+        self._serve_info = info
+        path = Path(self.cache_dir) / SERVE_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{SERVE_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # only a convenience for trainers
+
+    def _remove_serve_info(self) -> None:
+        path = Path(self.cache_dir) / SERVE_FILE
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def policy_violation(self, report: dict) -> None:
         page = urlsplit(str(report.get("document-uri", ""))).path or "?"

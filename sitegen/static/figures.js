@@ -11,7 +11,7 @@
 // grow while a model trains (grow(), used by the notebook's live updates).
 (() => {
   "use strict";
-  const VERSION = 2;
+  const VERSION = 3;
   if (window.sitegenFigures && window.sitegenFigures.version >= VERSION) {
     window.sitegenFigures.init();
     return;
@@ -670,7 +670,18 @@
         load().then(request, () => {});
       }
     }
-    return { grow };
+    // -- a redraw of this figure with more data (the preview, while the model trains) ----------------
+    function snapshot() {
+      return { step: steps[state.frame], follow: state.frame === last, playing: state.playing };
+    }
+    function restore(was) { // the reader at the latest step follows training; one who scrubbed back stays
+      if (!was || was.follow || !play) return;
+      state.frame = frameOf(was.step);
+      showStep();
+      load().then(() => { request(); if (was.playing) start(); }, () => {});
+    }
+
+    return { grow, snapshot, restore };
   }
 
   // -- charts -------------------------------------------------------------------------------------
@@ -787,7 +798,29 @@
     return c ? c.grow(delta) : Promise.resolve(false);
   }
 
-  window.sitegenFigures = { version: VERSION, init, grow };
+  // Put a freshly drawn copy of a figure in place of the shown one (the preview does this when a running
+  // experiment writes more rows): the reader keeps their step, their keyboard focus and the tooltip.
+  function replace(old, fresh) {
+    const c = controllers.get(old);
+    const was = c && c.snapshot ? c.snapshot() : null;
+    const active = document.activeElement;
+    let focus = null;
+    if (active && active !== old && old.contains(active)) {
+      focus = active.localName + (active.classList.length ? "." + CSS.escape(active.classList[0]) : "");
+    }
+    if (c && c.snapshot) hideTip();
+    old.replaceWith(fresh);
+    init(fresh);
+    const n = controllers.get(fresh);
+    if (n && n.restore) n.restore(was);
+    if (focus) {
+      const target = fresh.querySelector(focus);
+      if (target) target.focus({ preventScroll: true });
+    }
+    return fresh;
+  }
+
+  window.sitegenFigures = { version: VERSION, init, grow, replace };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => init());
   else init();

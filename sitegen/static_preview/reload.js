@@ -4,6 +4,9 @@
 // It keeps one WebSocket to the server, which says after every rebuild which files changed:
 //   - this page, or a file it loaded, changed  -> reload, keeping the scroll position;
 //   - only stylesheets changed                 -> swap them in place, no reload;
+//   - only data changed (a training run wrote more rows, an experiment was re-run), and the new
+//     page differs from this one only inside figures -> swap those figures in place: the reader
+//     keeps scroll, focus and the step they scrubbed to (figures.js's replace());
 //   - the build failed                         -> an overlay lists every `path:line: message`,
 //                                                 and goes away once a build succeeds again.
 // A WebSocket rather than server-sent events: browsers allow only six HTTP/1.1 connections per
@@ -123,6 +126,43 @@
       fresh.addEventListener("error", () => fresh.remove(), { once: true });
       link.after(fresh);
     }
+  }
+
+  // -- figures redrawn from new data, swapped in without a reload ------------------------------------
+
+  function skeleton(main) { // the page without its figures: what must not have changed for a swap
+    const copy = main.cloneNode(true);
+    for (const fig of copy.querySelectorAll("figure[data-sg-figure]")) fig.replaceWith(document.createComment("figure"));
+    return copy.innerHTML;
+  }
+
+  async function swapFigures() {
+    const res = await fetch(location.pathname + location.search, { cache: "no-store" });
+    if (!res.ok) throw new Error("the page answered " + res.status);
+    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    const here = document.querySelector("main"), there = doc.querySelector("main");
+    if (!here || !there) throw new Error("no <main> to compare");
+    const olds = [...here.querySelectorAll("figure[data-sg-figure]")];
+    const news = [...there.querySelectorAll("figure[data-sg-figure]")];
+    if (olds.length !== news.length || olds.some((f, i) => f.id !== news[i].id)) throw new Error("figures came or went");
+    if (skeleton(here) !== skeleton(there)) throw new Error("more than figures changed");
+    const scripts = (d) => [...d.querySelectorAll("script[src]")].map((e) => e.getAttribute("src")).join(" ");
+    if (scripts(document) !== scripts(doc)) throw new Error("the page's scripts changed");
+    const api = window.sitegenFigures;
+    olds.forEach((old, i) => {
+      if (old.dataset.sgRev === news[i].dataset.sgRev) return;
+      const fresh = document.importNode(news[i], true);
+      if (api && api.replace) api.replace(old, fresh); else old.replaceWith(fresh);
+    });
+  }
+
+  let swapping = null, swapAgain = false;
+  function refreshFigures() { // one swap at a time; updates that arrive meanwhile make one more
+    if (swapping) { swapAgain = true; return; }
+    swapping = swapFigures().then(() => {
+      swapping = null;
+      if (swapAgain) { swapAgain = false; refreshFigures(); }
+    }, () => { swapping = null; reload(); });
   }
 
   // -- the overlay -------------------------------------------------------------------------------
@@ -252,8 +292,11 @@
     } else if (msg.type === "built") {
       known.build = msg.build;
       showProblems(msg.problems);
-      if (touchesThisPage(msg)) reload();
-      else if (msg.cssOnly && msg.css?.length) swapStylesheets(msg.css);
+      if (touchesThisPage(msg)) {
+        const page = new Set(msg.written || []);
+        if (msg.dataOnly && !msg.all && pagePaths().some((p) => page.has(p))) refreshFigures();
+        else reload();
+      } else if (msg.cssOnly && msg.css?.length) swapStylesheets(msg.css);
     } else if (msg.type === "failed") {
       showProblems(msg.problems);
     }
