@@ -98,10 +98,8 @@ class Catalog:
         self._tables: dict[str, tuple[tuple[int, int], Any]] = {}
         self._traced: dict[tuple, tuple[tuple[int, int], Traced]] = {}
         self._json: dict[str, tuple[tuple[int, int], Any]] = {}
-        #: the preview's view of runs still training: part file -> (stamp, Arrow table), and the last
-        #: state seen of each table's run
+        #: the preview's view of runs still training: part file -> (stamp, Arrow table)
         self._parts: dict[str, tuple[tuple[int, int], Any]] = {}
-        self._runs: dict[str, "RunState"] = {}
         #: how many files were actually read (the tests use it to check the cache)
         self.reads = 0
 
@@ -183,7 +181,7 @@ class Catalog:
             return None
         shown = ctx.display(path)
         key = str(path.resolve())
-        self._runs[key] = run
+        ctx.meta.setdefault("runs", {})[key] = run
         ctx.meta["read_live"] = True
         tables, stamps = [], []
         for part in part_files(folder):
@@ -231,7 +229,7 @@ class Catalog:
         """The run still writing ``relpath`` that the last read of it in this page went to, if any."""
         if ctx is None or not ctx.meta.get("live"):
             return None
-        return self._runs.get(str(ctx.resolve((relpath or "").strip()).resolve()))
+        return ctx.meta.get("runs", {}).get(str(ctx.resolve((relpath or "").strip()).resolve()))
 
     def _read(self, path: Path, shown: str, line, ctx) -> "pd.DataFrame":
         import pandas as pd
