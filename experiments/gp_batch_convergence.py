@@ -14,6 +14,11 @@ We trace every parameter of every model at every round for both (the animation i
 count loss/gradient evaluations, and time each way against fitting the models one by one.
 
     python -m experiments.gp_batch_convergence --preset small --device auto
+    python -m experiments.gp_batch_convergence --preset small --live   # watch the rounds in `sitegen serve`
+
+With ``--live`` the trace is streamed after every compiled chunk of rounds (lockstep first, then
+per-model) into ``gp_batch_trace.parts/``, and the line printed first says which preview page
+shows it; the timing runs that follow are not traced.
 
 Writes into ``--out`` (default ``data/``):
 
@@ -41,7 +46,9 @@ PRESETS = {
     "full": dict(folds=60, timing_repeats=5),
 }
 PRIOR = "tight"          # gp_model.PRIORS key; the lengthscale prior Gamma(3, 6)
-CHUNK_STEPS = 50         # rounds per compiled call (and per tracer flush)
+CHUNK_STEPS = 10         # rounds per compiled call; the traced fits hand each call's rounds to the
+                         # tracer (and with --live to the preview) as it returns. The fits take
+                         # a few dozen rounds, so 50 made each fit one call and nothing to watch
 # ----------------------------------------------------------------------------------------------
 
 
@@ -72,6 +79,7 @@ def main(argv=None) -> dict:
 
     from experiments import gp_model as gm
     from experiments.gp_loocv import CATEGORICAL, CONTINUOUS, load_sweep
+    from sitegen.live import preview_hint
     from sitegen.trace import Tracer
 
     gm.limit_blas_threads(1)
@@ -88,12 +96,47 @@ def main(argv=None) -> dict:
     opts = gm.Options()
     chunk = 1 if device.platform == "cpu" else 32
 
-    # ---- the traced fits: keep every round's parameters (on the device until the end)
-    lock_chunks, model_chunks = [], []
-    lock = gm.fit_lockstep(problem, layout, priors, opts, steps=CHUNK_STEPS,
-                           on_steps=lambda first, xs: lock_chunks.append(xs))
+    # ---- the traced fits: every round's parameters go to the tracer as each compiled chunk returns,
+    # so with --live the preview shows the rounds while they are computed
+    trace_path = args.out / "gp_batch_trace.parquet"
+    args.out.mkdir(parents=True, exist_ok=True)
+    tracer = Tracer(chunk_steps=CHUNK_STEPS, live=trace_path if args.live else None)
+    if args.live:
+        print(preview_hint(trace_path), flush=True)
+    names, runs = layout.names, np.arange(folds)
+    x0 = np.broadcast_to(layout.initial(priors), (folds, layout.size))
+    loss0 = np.asarray(gm.losses(x0, problem, priors, layout=layout))
+    rounds_losses = jax.vmap(lambda x: gm.losses(x, problem, priors, layout=layout))
+
+    def trace_start(experiment):
+        tracer.record_batch(0, names, layout.constrained(x0), experiment=experiment, run=runs,
+                            extra={"loss": loss0, "stopped": np.zeros(folds)})
+
+    def trace_lockstep(first, xs, state):
+        # state.evals rounds have run: the rest of the last chunk ran after the joint fit stopped
+        last, done = int(state.evals), bool(state.done)
+        losses = np.asarray(rounds_losses(xs))
+        for i in range(last - first + 1):
+            step = first + i
+            tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="lockstep", run=runs,
+                                extra={"loss": losses[i], "stopped": np.full(folds, float(done and step == last))})
+        tracer.publish()
+
+    def trace_per_model(first, xs, fs, state):
+        # a fold that is done has its final evaluation count: it stopped at that round
+        evals, done = np.asarray(state.evals), np.asarray(state.done)
+        for i in range(int(evals.max()) - first + 1):
+            step = first + i
+            tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="per-model", run=runs,
+                                extra={"loss": fs[i], "stopped": (done & (evals <= step)).astype(float)})
+        tracer.publish()
+
+    trace_start("lockstep")
+    lock = gm.fit_lockstep(problem, layout, priors, opts, steps=CHUNK_STEPS, on_steps=trace_lockstep)
+    trace_start("per-model")
     per_model = gm.fit_per_model(problem, layout, priors, opts, chunk=chunk, steps=CHUNK_STEPS,
-                                 on_steps=lambda first, xs, fs: model_chunks.append((xs, fs)))
+                                 on_steps=trace_per_model)
+    tracer.write(prov.output(trace_path))
 
     # ---- timings (untraced; the first call of each compiles, the best of the repeats is reported)
     repeats = preset["timing_repeats"]
@@ -102,30 +145,6 @@ def main(argv=None) -> dict:
     _, model_first, model_wall = timed(
         lambda: gm.fit_per_model(problem, layout, priors, opts, chunk=chunk, steps=CHUNK_STEPS), repeats)
     one, one_first, one_wall = timed(lambda: gm.fit_one_by_one(problem, layout, priors, opts), repeats)
-
-    # ---- the trace table
-    tracer = Tracer(chunk_steps=CHUNK_STEPS, live_dir=args.out / "gp_batch_trace.live" if args.live else None)
-    names, runs = layout.names, np.arange(folds)
-    x0 = np.broadcast_to(layout.initial(priors), (folds, layout.size))
-    loss0 = np.asarray(gm.losses(x0, problem, priors, layout=layout))
-    lock_xs = jax.numpy.concatenate(lock_chunks)[:lock.rounds]
-    lock_losses = np.asarray(jax.vmap(lambda x: gm.losses(x, problem, priors, layout=layout))(lock_xs))
-    model_xs = jax.numpy.concatenate([xs for xs, _ in model_chunks])[:per_model.rounds]
-    model_fs = jax.numpy.concatenate([fs for _, fs in model_chunks])[:per_model.rounds]
-    for experiment in ("lockstep", "per-model"):
-        tracer.record_batch(0, names, layout.constrained(x0), experiment=experiment, run=runs,
-                            extra={"loss": loss0, "stopped": np.zeros(folds)})
-    for step in range(1, max(lock.rounds, per_model.rounds) + 1):
-        if step <= lock.rounds:
-            tracer.record_batch(step, names, layout.constrained(lock_xs[step - 1]), experiment="lockstep",
-                                run=runs, extra={"loss": lock_losses[step - 1],
-                                                 "stopped": np.full(folds, float(step == lock.rounds))})
-        if step <= per_model.rounds:
-            tracer.record_batch(step, names, layout.constrained(model_xs[step - 1]), experiment="per-model",
-                                run=runs, extra={"loss": model_fs[step - 1],
-                                                 "stopped": (per_model.evals <= step).astype(float)})
-    args.out.mkdir(parents=True, exist_ok=True)
-    tracer.write(prov.output(args.out / "gp_batch_trace.parquet"))
 
     # ---- counts
     ways = {"lockstep": (lock, lock_wall, lock_first), "per-model": (per_model, model_wall, model_first),

@@ -521,9 +521,12 @@ def fit_per_model(problem: Problem, layout: Layout, priors: Priors, opts: Option
 
     ``pad_models`` pads the batch with models that start out stopped (they cost nothing with
     ``chunk=1``) so batches of different sizes share one compiled loop.
-    ``on_steps(first_round, xs (k, B, P), fs (k, B))`` sees the accepted point and loss of every
-    model after each of the k rounds of a chunk (for tracing); rounds count from 1. A model that has
-    stopped keeps its last values.
+    ``on_steps(first_round, xs (k, B, P), fs (k, B), state)`` sees the accepted point and loss of
+    every model after each of the k rounds of a chunk (for tracing); rounds count from 1. A model
+    that has stopped keeps its last values. ``state`` is the optimiser state of the B models after
+    the chunk: a model with ``state.done`` has its final ``state.evals``, so a tracer can tell, while
+    fitting, from which round on it has stopped and that rounds past ``max(state.evals)`` ran after
+    every model had stopped.
     """
     B = problem.models
     x0 = np.broadcast_to(layout.initial(priors) if x0 is None else x0, (B, layout.size))
@@ -538,7 +541,7 @@ def fit_per_model(problem: Problem, layout: Layout, priors: Priors, opts: Option
                                               steps=steps, chunk=chunk)
         computed += int(work)
         if on_steps is not None:
-            on_steps(rounds + 1, xs[:, :B], fs[:, :B])
+            on_steps(rounds + 1, xs[:, :B], fs[:, :B], jax.tree.map(lambda a: a[:B], state))
         rounds += steps
     evals = np.asarray(state.evals)[:B]
     return Fit(np.asarray(state.x)[:B], np.asarray(state.f)[:B], evals, np.asarray(state.status)[:B], computed,
@@ -549,7 +552,9 @@ def fit_lockstep(problem: Problem, layout: Layout, priors: Priors, opts: Options
                  x0=None, *, steps: int = 50, on_steps=None) -> Fit:
     """Fit B models as one problem: one optimiser, the summed loss, one stopping rule for all.
 
-    ``on_steps(first_round, xs (k, B, P))`` sees every round's accepted points."""
+    ``on_steps(first_round, xs (k, B, P), state)`` sees every round's accepted points and the
+    optimiser state after the chunk: ``state.evals`` rounds have run so far, so rounds past it (the
+    end of the last chunk, once ``state.done``) ran after the fit had stopped."""
     B = problem.models
     x0 = np.broadcast_to(layout.initial(priors) if x0 is None else x0, (B, layout.size))
     state = lbfgs_init(jnp.asarray(x0).reshape(-1), opts.history)
@@ -557,7 +562,7 @@ def fit_lockstep(problem: Problem, layout: Layout, priors: Priors, opts: Options
     while not bool(state.done):
         state, xs = lockstep_steps(state, problem, priors, layout=layout, opts=opts, steps=steps)
         if on_steps is not None:
-            on_steps(rounds + 1, xs)
+            on_steps(rounds + 1, xs, state)
         rounds += steps
     theta = np.asarray(state.x).reshape(B, -1)
     n = int(state.evals)

@@ -199,6 +199,71 @@ def test_claim_per_model_stopping_costs_no_more_than_one_by_one(outputs):
     assert prov["gp_batch_convergence"]["results"]["waste_ratio"]["per-model"] <= 1.0
 
 
+# Runs gp_batch_convergence with --live. Every publish waits until the parts on disk hold every row
+# recorded so far (parts are written on a background thread) and notes the part count and whether
+# the traced fits are still going; the last line printed is that list.
+LIVE_DRIVER = """
+import json, sys, time
+from pathlib import Path
+from experiments import gp_batch_convergence, gp_model as gm
+from sitegen import trace
+from sitegen.live import parts_dir, read_run
+
+seen, fitting = [], {"traced fits": True}
+publish = trace.Tracer.publish
+
+def publish_and_wait(self):
+    publish(self)
+    recorded, deadline = len(self), time.monotonic() + 30
+    while (run := read_run(parts_dir(self.live))) is None or run.rows < recorded:
+        assert time.monotonic() < deadline, "no part with the rows recorded so far after 30 s"
+        time.sleep(0.005)
+    seen.append([run.parts, run.state, fitting["traced fits"]])
+
+fit_per_model = gm.fit_per_model
+
+def fit_then_note(*args, on_steps=None, **kwargs):
+    fit = fit_per_model(*args, on_steps=on_steps, **kwargs)
+    if on_steps is not None:    # the traced fit (lockstep came before it); timing fits pass none
+        fitting["traced fits"] = False
+    return fit
+
+trace.Tracer.publish = publish_and_wait
+gm.fit_per_model = fit_then_note
+gp_batch_convergence.main(["--preset", "tiny", "--device", "cpu", "--out", sys.argv[1], "--live"])
+print(json.dumps(seen))
+"""
+
+
+def test_batch_trace_streams_every_chunk_while_fitting_with_live(outputs, tmp_path):
+    """--live: parts land while the traced fits run (one at least per compiled chunk), and at the end
+    they make way for a final table equal to the one a run without --live writes."""
+    from sitegen.live import parts_dir, preview_hint
+
+    out, _ = outputs
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", LIVE_DRIVER, str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == preview_hint(tmp_path / "gp_batch_trace.parquet")
+    seen = json.loads(lines[-1])
+    during = [parts for parts, state, fitting in seen if fitting]
+    assert len(during) >= 2 and during == sorted(set(during)) and during[0] >= 1
+    assert {state for _, state, _ in seen} == {"running"}
+    assert not parts_dir(tmp_path / "gp_batch_trace.parquet").exists()
+
+    key = ["experiment", "run", "step", "param"]
+
+    def frame(path):
+        table = pd.read_parquet(path)
+        table = table.astype({c: str for c in table.columns if table[c].dtype.name == "category"})
+        return table.sort_values(key, ignore_index=True)
+
+    pd.testing.assert_frame_equal(frame(tmp_path / "gp_batch_trace.parquet"), frame(out / "gp_batch_trace.parquet"),
+                                  check_exact=True)
+
+
 def test_every_script_writes_provenance_listing_its_outputs(outputs):
     out, prov = outputs
     for name, record in prov.items():
