@@ -23,6 +23,11 @@ Outputs (in ``--out``, default data/):
   ill_conditioned.provenance.json how these were made; "results" holds final losses per optimizer
 
 Run: python -m experiments.ill_conditioned --preset small
+     python -m experiments.ill_conditioned --preset small --live   # watch it train in `sitegen serve`
+
+With ``--live`` both traced tables stream while training into ``ill_conditioned.parts/`` and
+``ill_conditioned_losses.parts/`` (a part every half second and at the end of every run), and the
+first lines printed say which preview page shows them; the final tables replace the parts at the end.
 """
 from __future__ import annotations
 
@@ -168,6 +173,7 @@ def main(argv=None):
     import torch
 
     from sitegen import expr as E
+    from sitegen.live import preview_hint
     from sitegen.trace import Tracer
 
     settings = PRESETS[args.preset]
@@ -178,11 +184,12 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     prov = Provenance(script=__file__, args=args, device=str(device),
                       libraries=("numpy", "pandas", "pyarrow", "torch"))
-    live = (lambda name: {"live_dir": out / f"{name}.parts"}) if args.live else (lambda name: {})
+    weights_path, losses_path = out / "ill_conditioned.parquet", out / "ill_conditioned_losses.parquet"
+    weights = Tracer(chunk_steps=50, live=weights_path if args.live else None)
+    losses = Tracer(chunk_steps=50, live=losses_path if args.live else None)
     if args.live:
-        print("Streaming while training: open http://127.0.0.1:8000/ with `sitegen serve`")
-    weights = Tracer(chunk_steps=50, **live("ill_conditioned"))
-    losses = Tracer(chunk_steps=50, **live("ill_conditioned_losses"))
+        for path in (weights_path, losses_path):
+            print(preview_hint(path), flush=True)
 
     X, y = make_data(settings["points"], settings["condition"], args.seed, device)
     final: dict[tuple[str, int], float] = {}
@@ -220,9 +227,11 @@ def main(argv=None):
             value = float(state["loss"])
             final[(variant, run)] = value if math.isfinite(value) else None  # JSON has no NaN
             first_nonfinite[(variant, run)] = state["nonfinite"]
+            weights.publish()   # a run just ended: with --live the preview gets its whole curve now
+            losses.publish()
 
-    prov.output(weights.write(out / "ill_conditioned.parquet"))
-    prov.output(losses.write(out / "ill_conditioned_losses.parquet"))
+    prov.output(weights.write(weights_path))
+    prov.output(losses.write(losses_path))
     prov.output(E.write_template(E.unvectorize(expression()), out / "ill_conditioned.expr"))
 
     runs = range(settings["seeds"])

@@ -21,6 +21,11 @@ Outputs (in ``--out``, default data/):
   silent_bug.provenance.json how these were made, and the headline numbers under "results"
 
 Run: python -m experiments.silent_bug --preset small
+     python -m experiments.silent_bug --preset small --live   # watch it train in `sitegen serve`
+
+With ``--live`` both tables stream while training into ``silent_bug.parts/`` and
+``silent_bug_losses.parts/`` (a part every half second and at the end of every run), and the first
+lines printed say which preview page shows them; the final tables replace the parts at the end.
 """
 from __future__ import annotations
 
@@ -125,6 +130,7 @@ def main(argv=None):
     import torch
 
     from sitegen import expr as E
+    from sitegen.live import preview_hint
     from sitegen.trace import Tracer
 
     settings = PRESETS[args.preset]
@@ -134,11 +140,12 @@ def main(argv=None):
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     prov = Provenance(script=__file__, args=args, device=str(device), libraries=("numpy", "pandas", "pyarrow", "torch"))
-    live = dict(live_dir=out / "silent_bug.parts") if args.live else {}
+    weights_path, losses_path = out / "silent_bug.parquet", out / "silent_bug_losses.parquet"
+    params = Tracer(chunk_steps=50, live=weights_path if args.live else None)
+    loss_table = Tracer(chunk_steps=50, live=losses_path if args.live else None)
     if args.live:
-        print("Streaming while training: open http://127.0.0.1:8000/ with `sitegen serve`")
-    params = Tracer(chunk_steps=50, **live)
-    loss_table = Tracer(chunk_steps=50, **({"live_dir": out / "silent_bug_losses.parts"} if args.live else {}))
+        for path in (weights_path, losses_path):
+            print(preview_hint(path), flush=True)
 
     x, xor, y = make_data(settings["points"], args.seed, device)
     final = {}
@@ -162,9 +169,11 @@ def main(argv=None):
                 total.backward()
                 opt.step()
             final[(variant, run)] = [v.item() for v in (classification, regression, total)]
+            params.publish()   # a run just ended: with --live the preview gets its whole curve now
+            loss_table.publish()
 
-    prov.output(params.write(out / "silent_bug.parquet"))
-    prov.output(loss_table.write(out / "silent_bug_losses.parquet"))
+    prov.output(params.write(weights_path))
+    prov.output(loss_table.write(losses_path))
     prov.output(E.write_template(E.unvectorize(expression()), out / "silent_bug.expr"))
 
     def mean(variant, k):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,15 +88,49 @@ def test_silent_bug_the_buggy_loss_plateaus_above_the_correct_one(silent_bug):
     assert results["final_loss"]["missing activation"]["total"] > results["final_loss"]["correct"]["total"]
 
 
-def test_silent_bug_live_streams_numbered_parts(tmp_path, capsys):
+def test_silent_bug_live_streams_parts_while_training(tmp_path, capsys, monkeypatch):
+    """With --live both tables stream into their .parts folders while training: after every part
+    the tracer publishes (each run's end, and every half second) the folder's manifest counts every
+    row recorded so far. Parts are written on a background thread, so each publish here waits for
+    its part to land before training goes on. At the end the final tables replace the parts, and
+    the first lines printed say where to watch."""
     from experiments import silent_bug
+    from sitegen import trace
+    from sitegen.live import part_files, parts_dir, preview_hint, read_run
 
+    published: dict[str, list] = {}     # table -> (parts, rows) after each publish, during training
+    streamed: dict[str, pd.DataFrame] = {}
+    publish, write = trace.Tracer.publish, trace.Tracer.write
+
+    def publish_and_wait(self):
+        publish(self)
+        recorded, deadline = len(self), time.monotonic() + 30
+        while (run := read_run(parts_dir(self.live))) is None or run.rows < recorded:
+            assert time.monotonic() < deadline, f"no part with the rows of {self.live.name} after 30 s"
+            time.sleep(0.005)
+        assert run.state == "running"
+        published.setdefault(self.live.name, []).append((run.parts, run.rows))
+
+    def write_after_looking(self, path, *args, **kwargs):
+        streamed[Path(path).name] = pd.concat(pd.read_parquet(p) for p in part_files(parts_dir(path)))
+        return write(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(trace.Tracer, "publish", publish_and_wait)
+    monkeypatch.setattr(trace.Tracer, "write", write_after_looking)
     run_script(silent_bug, tmp_path, "--live")
-    assert "http://127.0.0.1:8000/" in capsys.readouterr().out
-    parts = sorted((tmp_path / "silent_bug.parts").glob("part-*.parquet"))
-    assert parts and parts[0].name == "part-00001.parquet"
-    streamed = pd.concat(pd.read_parquet(p) for p in parts)
-    assert len(streamed) == len(pd.read_parquet(tmp_path / "silent_bug.parquet"))
+    printed = capsys.readouterr().out.splitlines()
+    for name in ("silent_bug.parquet", "silent_bug_losses.parquet"):
+        assert preview_hint(tmp_path / name) in printed
+        # a part at least at the end of each of the 4 runs (tiny: 2 variants x 2 seeds)
+        parts = [n for n, _ in published[name]]
+        assert len(parts) >= 4 and parts == sorted(set(parts))
+        def plain(frame):   # parts each have their own categories; compare the text
+            return frame.astype({c: str for c in frame.columns if frame[c].dtype.name in ("category", "object")})
+
+        # everything recorded was streamed before the final write, row for row
+        pd.testing.assert_frame_equal(plain(streamed[name].reset_index(drop=True)),
+                                      plain(pd.read_parquet(tmp_path / name)), check_exact=True)
+        assert not parts_dir(tmp_path / name).exists()
 
 
 # ---------------------------------------------------------------- ill_conditioned
