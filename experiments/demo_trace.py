@@ -8,6 +8,10 @@ and the noise scale is clipped at a lower bound above the true noise, so it ends
 
     python -m experiments.demo_trace            # writes data/demo_trace.parquet and friends
     python -m experiments.demo_trace --preset tiny
+    python -m experiments.demo_trace --live         # watch demo_trace.parquet grow in `sitegen serve`
+
+With ``--live`` the parameter trace streams into ``demo_trace.parts/`` while it trains; the loss and
+scaling tables are written at the end (they are not long-format traces).
 
 Writes ``demo_trace.parquet`` (experiment, run, step, param, value), ``demo.expr`` (the template),
 ``demo_loss.parquet`` (training loss per step), ``demo_scaling.parquet`` (held-out error per size
@@ -76,10 +80,19 @@ def train(x, y, steps: int, every: int, rng: np.random.Generator):
 def main(argv=None) -> None:
     import pandas as pd
 
+    from sitegen.live import preview_hint
+    from sitegen.trace import Tracer
+
     args = parse_args(__doc__.splitlines()[0], argv)
     cfg = PRESETS[args.preset]
     prov = Provenance(script=__file__, args=args)
-    rows, losses, scaling = [], [], []
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    trace_path = out / "demo_trace.parquet"
+    trace = Tracer(live=trace_path if args.live else None)
+    if args.live:
+        print(preview_hint(trace_path), flush=True)
+    losses, scaling = [], []
     test_rng = np.random.default_rng(10_000 + args.seed)
     x_test, y_test = make_data(4000, test_rng)
     for n in cfg["sizes"]:
@@ -87,7 +100,7 @@ def main(argv=None) -> None:
             rng = np.random.default_rng([args.seed, n, seed])
             x, y = make_data(n, rng)
             for step, params, loss in train(x, y, cfg["steps"], cfg["every"], rng):
-                rows += [(n, seed, step, k, float(v)) for k, v in params.items()]
+                trace.record(step, params, experiment=n, run=seed)
                 losses.append((n, seed, step, loss))
             w = np.array([params[f"w_{f}"] for f in FEATURES])
             pred = x_test @ w + params["bias"]
@@ -95,10 +108,7 @@ def main(argv=None) -> None:
             excess = float(np.mean((pred - x_test @ TRUE_WEIGHTS - TRUE_BIAS) ** 2))  # error beyond the noise
             scaling.append((n, seed, mse, excess))
 
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    trace = pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"])
-    trace.to_parquet(prov.output(out / "demo_trace.parquet"), index=False)
+    trace.write(prov.output(trace_path))
     pd.DataFrame(losses, columns=["experiment", "run", "step", "train_nll"]).to_parquet(
         prov.output(out / "demo_loss.parquet"), index=False)
     scale = pd.DataFrame(scaling, columns=["n_train", "seed", "test_mse", "excess_mse"])
