@@ -25,6 +25,10 @@ Writes into ``--out`` (default ``data/``):
   prior (the expression directive has no row filter);
 * ``gp_kernel.expr``: the model as an expression template whose placeholders are those param names;
 * ``gp_loocv.provenance.json`` with the headline numbers in ``results``.
+
+No fitting rounds are traced (the tables hold fitted parameters and held-out scores; the rounds of
+a fit are traced by ``gp_batch_convergence``), so ``--live`` has nothing to stream here and changes
+nothing.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ model.
     python -m experiments.hpo_sweep --preset small --device auto
 
 The digits images (1,797 of them, 8x8 pixels) ship with scikit-learn, so nothing is downloaded.
+No training steps are traced (the table has one row per finished configuration), so ``--live`` has
+nothing to stream here and changes nothing.
 """
 from __future__ import annotations
 
