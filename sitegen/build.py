@@ -44,6 +44,10 @@ def _code_version() -> str:
     return h.hexdigest()[:16]
 
 
+#: how long the preview keeps a figure's old data file after a redraw replaced it (seconds)
+STALE_DATA_GRACE = 30.0
+
+
 def _stamp(path: str | Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -163,6 +167,7 @@ class Builder:
         self.cache_loaded = False
         self.last_result: BuildResult | None = None
         self.last_posts: list[Post] = []
+        self._doomed: dict[str, float] = {}   # the preview's old figure data, deleted after a grace period
         #: write the cache after every build; the preview server turns this off and calls
         #: save_cache() when idle, so the write is not between a save and the reload
         self.autosave = True
@@ -465,13 +470,28 @@ class Builder:
         for tmp, dest in staged:
             os.replace(tmp, dest)
         removed = []
+        unlinked = False
+        now = time.monotonic()
         for rel in set(old_pages) - set(pages):
+            if self.preview and rel.endswith(".bin"):
+                # An open tab may be fetching the figure data its page named a moment ago, while a
+                # training run redraws the figure every quarter second: let the old data outlive it.
+                self._doomed.setdefault(rel, now)
+                removed.append(rel)
+                continue
             try:
                 (out_dir / rel).unlink()
                 removed.append(rel)
+                unlinked = True
             except FileNotFoundError:
                 pass
-        if removed:
+        for rel, since in list(self._doomed.items()):
+            if rel in pages:
+                del self._doomed[rel]
+            elif now - since > STALE_DATA_GRACE:
+                del self._doomed[rel]
+                (out_dir / rel).unlink(missing_ok=True)
+        if unlinked:
             _prune_empty_dirs(out_dir)
         return [str(dest.relative_to(out_dir)) for _, dest in staged], sorted(removed)
 

@@ -302,6 +302,7 @@ class Hub:
     def __init__(self, limit: int = MAX_SOCKETS):
         self.session = secrets.token_hex(6)
         self.build = 0
+        self.structural = 0  # the last build that changed more than data (a tab older than it reloads)
         self.problems: list[dict] = []
         self.limit = limit
         self._tabs: set[Tab] = set()
@@ -312,7 +313,8 @@ class Hub:
             return len(self._tabs)
 
     def hello(self) -> dict:
-        return {"type": "hello", "session": self.session, "build": self.build, "problems": self.problems}
+        return {"type": "hello", "session": self.session, "build": self.build, "structural": self.structural,
+                "problems": self.problems}
 
     def join(self, tab: Tab) -> bool:
         # Under the lock: a message published meanwhile is either in the hello or sent after it.
@@ -330,6 +332,8 @@ class Hub:
         with self._lock:
             if new_build:
                 self.build += 1
+                if not message.get("dataOnly"):
+                    self.structural = self.build
             self.problems = problems
             message = {**message, "build": self.build, "problems": problems}
             frame = ws_frame(json.dumps(message).encode())

@@ -162,7 +162,11 @@
     swapping = swapFigures().then(() => {
       swapping = null;
       if (swapAgain) { swapAgain = false; refreshFigures(); }
-    }, () => { swapping = null; reload(); });
+    }, (why) => {
+      swapping = null;
+      console.info("sitegen preview: reloading instead of swapping figures:", why && why.message);
+      reload();
+    });
   }
 
   // -- the overlay -------------------------------------------------------------------------------
@@ -286,9 +290,12 @@
       // be stale, and the message saying so was missed.
       const restarted = Boolean(known.session) && msg.session !== known.session;
       const missed = !restarted && msg.build > known.build;
+      // builds that only redrew figures from new data (a run training) need no reload, only new figures
+      const dataOnly = missed && msg.structural !== undefined && msg.structural <= known.build;
       known = { build: msg.build, session: msg.session };
       showProblems(msg.problems);
-      if (restarted || missed) reload();
+      if (restarted || (missed && !dataOnly)) reload();
+      else if (dataOnly) refreshFigures();
     } else if (msg.type === "built") {
       known.build = msg.build;
       showProblems(msg.problems);
