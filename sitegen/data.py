@@ -20,6 +20,7 @@ pandas and pyarrow are imported inside functions: pages without data never pay f
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -207,6 +208,7 @@ class Catalog:
             what = ("stopped before it wrote any rows" if run.state == "stopped"
                     else "has not written its first rows yet")
             raise LiveWaiting(ctx.path, line, f"{shown}: the experiment writing this table {what}")
+        ctx.meta["runs"][key] = dataclasses.replace(run, parts=len(tables))  # what this drawing holds
         stamp = ("live", tuple(stamps))
         hit = self._tables.get(key)
         if hit and hit[0] == stamp:

@@ -95,6 +95,7 @@ class Chart(Directive):
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
+        live_run = catalog.run_of(data, ctx)
         try:
             if "where" in o:
                 df = apply_where(df, o["where"])
@@ -135,10 +136,15 @@ class Chart(Directive):
             series_list, notes = lines.summarize(frame, x, y, series, run, centre, band, each,
                                                  page.items(o.get("series-order", "")) or None)
         except OptionError as exc:
+            if live_run is not None:  # drawn from a run still training: the rows it needs may come later
+                return page.waiting(ctx, call, "Chart", "sg-chart", f"chart: not drawable yet from the running "
+                                                                    f"experiment's rows: {exc}")
             ctx.error(call.option_line(exc.key), f"chart: {exc}")
             return page.error_box(str(exc))
         for note in notes:
             ctx.warn(call.line, f"chart: {data}: {note}")
+        if (not series_list or not any(s.x for s in series_list)) and live_run is not None:
+            return page.waiting(ctx, call, "Chart", "sg-chart", f"chart: {data}: no rows to draw yet")
         if not series_list or not any(s.x for s in series_list):
             ctx.error(call.line, f"chart: {data}: nothing to draw (no rows with finite x and y)")
             return page.error_box("nothing to draw")
@@ -152,8 +158,7 @@ class Chart(Directive):
             ctx.warn(call.line, f"chart: {note}")
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
-        run = catalog.run_of(data, ctx)
-        note = page.run_note(run, _last_step(df)) if run is not None else ""
+        note = page.run_note(live_run, _last_step(df)) if live_run is not None else ""
         return page.figure(ctx, call, "Chart", "sg-chart", f'{note}<div class="sg-chart-box">{body}</div>', island,
                            o.get("caption"))
 

@@ -139,12 +139,18 @@ class Expression(Directive):
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
 
+        run = catalog.run_of(data, ctx)
+        opts.partial = run is not None
         try:
             fig = strips.build(traced, template, opts, template_name=template_name)
         except Exception as exc:  # a bug of ours must still end as a located message, not a traceback
             ctx.error(call.line, f"expression: could not draw this figure ({type(exc).__name__}: {exc}); "
                                  "please report it with the data file")
             return page.error_box("internal error")
+        if run is not None and not fig.ok:  # drawn from a run still training: the rest may come later
+            first = next(i.message for i in fig.issues if i.level == "error")
+            return page.waiting(ctx, call, "Visualization", "sg-expression",
+                                f"expression: not drawable yet from the running experiment's rows: {first}")
         for issue in fig.issues:
             if issue.template_line is not None:
                 path, line = where, first + issue.template_line - 1
@@ -160,7 +166,6 @@ class Expression(Directive):
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
         css = "sg-expression" + (" sg-animated" if fig.frames_blob is not None else "")
-        run = catalog.run_of(data, ctx)
         note = page.run_note(run, (fig.island.get("steps") or [None])[-1]) if run is not None else ""
         return page.figure(ctx, call, "Visualization", css, note + fig.html, island, call.options.get("caption"))
 

@@ -144,10 +144,10 @@ def run_note(run, last_step) -> str:
     at = f"step {last_step:,}" if isinstance(last_step, int) else "its last complete step"
     if run.state == "stopped":
         who = f" (process {run.pid} is gone)" if run.pid else ""
-        return (f'<p class="sg-run-note sg-run-stopped" role="status">The run stopped at {esc(at)} before it '
+        return (f'<p class="sg-run-note sg-run-stopped" role="status" data-parts="{run.parts}">The run stopped at {esc(at)} before it '
                 f"finished{esc(who)}: the figure shows every step up to there. Run the experiment again to "
                 "finish the table.</p>")
-    return (f'<p class="sg-run-note sg-run-live" role="status"><span class="sg-run-dot" aria-hidden="true">'
+    return (f'<p class="sg-run-note sg-run-live" role="status" data-parts="{run.parts}"><span class="sg-run-dot" aria-hidden="true">'
             f"</span>Training: shown up to {esc(at)}; the figure grows as the run writes more.</p>")
 
 

@@ -54,6 +54,7 @@ class StripOptions:
     run_title: str | None = None
     warn_unplaced: bool = True
     axis: str = "all"                      # "all": each axis covers every frame; "final": the last frame
+    partial: bool = False                  # a run still writing the table: named rows/dots may come later
 
 
 @dataclass
@@ -101,6 +102,8 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     if opts.experiments:
         chosen = []
         for e in opts.experiments:
+            if e not in exps and opts.partial:
+                continue  # not trained yet
             if e not in exps:
                 near = closest(e, exps)
                 issues.append(Issue("error", f"experiment '{e}' is not in {src}"
@@ -111,7 +114,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         exps = chosen
     runs_all = list(traced.runs)
     if opts.runs:
-        unknown = [r for r in opts.runs if r not in runs_all]
+        unknown = [] if opts.partial else [r for r in opts.runs if r not in runs_all]
         for r in unknown:
             near = closest(r, runs_all)
             issues.append(Issue("error", f"run '{r}' is not in {src}"
