@@ -454,25 +454,8 @@ class Tracer:
         return codes
 
     def _table(self, chunks: list[dict], dictionary: bool = False):
-        """An Arrow table from chunks: experiment, run, step, param, value, extra columns.
-
-        Text columns are built from their integer codes inside Arrow, never one python string per
-        row. With ``dictionary`` they stay dictionary-encoded (what parquet stores anyway, and
-        what the site's data catalog groups by); otherwise they are cast to plain strings.
-        """
-        import pyarrow as pa
-
-        rows = _rows(chunks)
-        columns = {
-            "experiment": _label_column(self._labels["experiment"], rows["experiment"], dictionary),
-            "run": _label_column(self._labels["run"], rows["run"], dictionary),
-            "step": pa.array(rows["step"]),
-            "param": _string_column(self._param_names, rows["param"], dictionary),
-            "value": pa.array(rows["value"]),
-        }
-        for name, values in rows["extras"].items():
-            columns[name] = pa.array(values)
-        return pa.table(columns)
+        return _build_table(chunks, self._labels["experiment"], self._labels["run"], self._param_names,
+                            dictionary)
 
     @staticmethod
     def _flatten(kind, arrays, extra_values, copy=False):
@@ -698,61 +681,106 @@ def _chunk(pending: list[_Record | _Series], values: list[np.ndarray]) -> dict:
     }
 
 
-def _rows(chunks: list[dict]) -> dict[str, np.ndarray]:
-    """Per-model columns of several chunks repeated into one row per parameter."""
-    if not chunks:
-        return {"experiment": np.zeros(0, np.int32), "run": np.zeros(0, np.int32),
-                "step": np.zeros(0, np.int64), "param": np.zeros(0, np.int32),
-                "value": np.zeros(0), "extras": {}}
+class _Rows:
+    """The chunks' columns, ready to become rows: per-model columns (experiment, run, step,
+    extras) stay one value per model until :meth:`expand` repeats them once per parameter, so
+    labels are looked up per model, not per row; ``param`` and ``value`` are per row already."""
 
-    def cat(key):
-        return np.concatenate([c[key] for c in chunks])
+    def __init__(self, chunks: list[dict]):
+        def cat(key, dtype):
+            parts = [c[key] for c in chunks]
+            if not parts:
+                return np.zeros(0, dtype)
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    repeats = cat("params_per_model")
-    runs: list[list] = []
-    for c in chunks:
-        for names, models in c["names"]:
-            if runs and runs[-1][0] is names:
-                runs[-1][1] += models
-            else:
-                runs.append([names, models])
-    extras = list(dict.fromkeys(name for c in chunks for name in c["extras"]))
-    return {
-        "experiment": np.repeat(cat("experiment"), repeats),
-        "run": np.repeat(cat("run"), repeats),
-        "step": np.repeat(cat("step"), repeats),
-        "param": np.concatenate([np.tile(names, models) for names, models in runs]),
-        "value": np.concatenate([np.asarray(v, dtype=np.float64) for c in chunks for v in c["value"]]),
-        "extras": {name: np.repeat(np.concatenate([c["extras"].get(name, np.full(len(c["run"]), np.nan))
-                                                   for c in chunks]), repeats) for name in extras},
-    }
+        self.experiment = cat("experiment", np.int32)
+        self.run = cat("run", np.int32)
+        self.step = cat("step", np.int64)
+        repeats = cat("params_per_model", np.int64)
+        # Usually every model has the same parameters: repeating by one number is the fast path
+        self.repeats = int(repeats[0]) if len(repeats) and (repeats == repeats[0]).all() else repeats
+        runs: list[list] = []          # [names codes, number of models], consecutive equal merged
+        for c in chunks:
+            for names, models in c["names"]:
+                if runs and runs[-1][0] is names:
+                    runs[-1][1] += models
+                else:
+                    runs.append([names, models])
+        params = [np.tile(names, models) for names, models in runs]
+        self.param = (params[0] if len(params) == 1 else np.concatenate(params)) if params else np.zeros(0, np.int32)
+        values = [v for c in chunks for v in c["value"]]
+        # one pass: joined and widened to float64 together
+        self.value = np.concatenate(values, dtype=np.float64, casting="same_kind") if values else np.zeros(0)
+        names = list(dict.fromkeys(name for c in chunks for name in c["extras"]))
+        self.extras = {name: np.concatenate([c["extras"].get(name, np.full(len(c["run"]), np.nan))
+                                             for c in chunks]) for name in names}
+
+    def expand(self, per_model: np.ndarray) -> np.ndarray:
+        if isinstance(self.repeats, int):
+            # a copy of a broadcast view: numpy lets other threads run meanwhile, np.repeat does not
+            return np.broadcast_to(per_model[:, None], (len(per_model), self.repeats)).reshape(-1)
+        return np.repeat(per_model, self.repeats)
 
 
-def _label_column(labels: list, codes: np.ndarray, dictionary: bool = False):
-    """Experiment or run labels: int64 when all are ints, float64 when all are numbers, else
-    strings (None stays missing)."""
+def _label_column(labels: list, codes: np.ndarray, rows: _Rows, dictionary: bool = False):
+    """Experiment or run labels for per-model ``codes``, one per row: int64 when all are ints,
+    float64 when all are numbers, else strings (None stays missing)."""
     import pyarrow as pa
 
     if all(isinstance(x, int) and not isinstance(x, bool) for x in labels):
-        return pa.array(np.asarray(labels, dtype=np.int64)[codes] if labels else codes.astype(np.int64))
+        return pa.array(rows.expand(np.asarray(labels, dtype=np.int64)[codes] if labels
+                                    else codes.astype(np.int64)))
     if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in labels):
-        return pa.array(np.asarray(labels, dtype=np.float64)[codes])
-    return _string_column([None if x is None else str(x) for x in labels], codes, dictionary)
+        return pa.array(rows.expand(np.asarray(labels, dtype=np.float64)[codes]))
+    strings = [None if x is None else str(x) for x in labels]
+    strings, codes = _present(strings, codes)
+    return _string_column(strings, rows.expand(codes), dictionary)
+
+
+def _present(strings: list, codes: np.ndarray) -> tuple[list, np.ndarray]:
+    """Drop None from ``strings``; codes pointing at one become -1 (missing)."""
+    if not any(x is None for x in strings):
+        return strings, codes
+    present = [i for i, x in enumerate(strings) if x is not None]
+    remap = np.full(len(strings), -1, dtype=np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    return [strings[i] for i in present], remap[codes]
 
 
 def _string_column(strings: list, codes: np.ndarray, dictionary: bool = False):
-    """Text from codes into ``strings`` (None entries become missing values)."""
+    """Text from codes into ``strings`` (None entries, and codes of -1, become missing values)."""
     import pyarrow as pa
 
-    if any(x is None for x in strings):
-        present = [i for i, x in enumerate(strings) if x is not None]
-        remap = np.full(len(strings), -1, dtype=np.int32)
-        remap[present] = np.arange(len(present), dtype=np.int32)
-        codes = remap[codes]
-        strings = [strings[i] for i in present]
-    indices = pa.array(codes, type=pa.int32(), mask=codes < 0)
-    column = pa.DictionaryArray.from_arrays(indices, pa.array(strings, type=pa.string()))
+    strings, codes = _present(strings, codes)
+    codes = codes.astype(np.int32, copy=False)
+    # a mask only when something is missing: building one is a pass over every row
+    missing = codes < 0 if len(codes) and codes.min() < 0 else None
+    indices = pa.array(codes, type=pa.int32(), mask=missing)
+    column = pa.DictionaryArray.from_arrays(indices, pa.array(strings, type=pa.string()), safe=False)
     return column if dictionary else column.cast(pa.string())
+
+
+def _build_table(chunks: list[dict], experiments: list, runs: list, params: list[str],
+                 dictionary: bool = False):
+    """An Arrow table from chunks: experiment, run, step, param, value, extra columns.
+
+    Text columns are built from their integer codes inside Arrow, never one python string per
+    row. With ``dictionary`` they stay dictionary-encoded (what parquet stores anyway, and
+    what the site's data catalog groups by); otherwise they are cast to plain strings.
+    """
+    import pyarrow as pa
+
+    rows = _Rows(chunks)
+    columns = {
+        "experiment": _label_column(experiments, rows.experiment, rows, dictionary),
+        "run": _label_column(runs, rows.run, rows, dictionary),
+        "step": pa.array(rows.expand(rows.step)),
+        "param": _string_column(params, rows.param, dictionary),
+        "value": pa.array(rows.value),
+    }
+    for name, values in rows.extras.items():
+        columns[name] = pa.array(rows.expand(values))
+    return pa.table(columns)
 
 
 def _write_parquet(table, path: Path) -> None:
