@@ -95,7 +95,7 @@ def figure_html(out: Path) -> str:
 
 
 def step_label(html: str) -> str:
-    return re.search(r'<p class="sg-run-note[^"]*" role="status">(.*?)</p>', html, re.S).group(1)
+    return re.search(r"<p class=\"sg-run-note[^\"]*\"[^>]*>(.*?)</p>", html, re.S).group(1)
 
 
 def test_preview_draws_a_run_from_its_parts_and_says_it_is_training(site, tmp_path):
@@ -203,3 +203,24 @@ def test_preview_hint_points_a_trainer_at_the_page_that_reads_its_table(site, tm
         hint = preview_hint(site / "data" / "run.parquet")
         assert hint == f"sitegen: watch data/run.parquet train live at {server.url}live/"
     assert not (site / ".sitegen-cache" / "serve.json").exists()  # a stopped server takes it back
+
+
+def test_a_figure_naming_experiments_not_trained_yet_draws_those_there_are(site, tmp_path):
+    post = site / "content" / "live.md"
+    post.write_text(post.read_text().replace(":label: the-run", ":label: the-run\n:experiments: a, later"))
+    run = FakeRun(site / "data" / "run.parquet")
+    run.part()
+    result = Builder(site, out=tmp_path / "preview", preview=True).build()
+    html = figure_html(tmp_path / "preview")
+    assert '"exps":["a"]' in html.replace(" ", "") and "Training: shown up to step 4" in html
+    assert not [p for p in result.problems if p.level == "error"]
+
+
+def test_a_chart_with_no_rows_yet_waits_and_keeps_its_number(site, tmp_path):
+    post = site / "content" / "live.md"
+    post.write_text(post.read_text().replace(":where: param=b", ":where: param=not-traced-yet"))
+    FakeRun(site / "data" / "run.parquet").part()
+    result = Builder(site, out=tmp_path / "preview", preview=True).build()
+    html = figure_html(tmp_path / "preview")
+    assert "Chart 1." in html and "not drawable yet from the running experiment" in html
+    assert not [p for p in result.problems if p.level == "error"]
