@@ -1,13 +1,26 @@
 """The tracer records what a training loop hands it as the long-format table the site reads."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from sitegen import trace
+from sitegen.live import part_files, read_run
 from sitegen.trace import Tracer, element_names
+
+ROOT = Path(__file__).resolve().parent.parent
 
 torch = pytest.importorskip("torch")
 
@@ -155,23 +168,6 @@ def test_record_pytree_uses_dotted_paths_and_transforms():
     assert rows(frame, param="kernel.lengthscale[depth]")["value"].item() == 1.0
 
 
-def test_chunks_move_to_the_host_and_stream_as_parts_while_training(tmp_path):
-    parts = tmp_path / "run.parts"
-    tr = Tracer(chunk_steps=10, live_dir=parts)
-    w = torch.zeros(5)
-    for step in range(25):
-        tr.record(step, {"w": w + step}, experiment="a", run=0)
-    written = sorted(p.name for p in parts.iterdir())
-    assert written == ["part-00001.parquet", "part-00002.parquet"]   # steps 0-9 and 10-19
-    first = pd.read_parquet(parts / "part-00001.parquet")
-    assert sorted(set(first["step"])) == list(range(10))
-    tr.write(tmp_path / "run.parquet")
-    whole = pd.read_parquet(tmp_path / "run.parquet")
-    assert len(whole) == 25 * 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.parquet", "run.parts"]  # no temp files
-    assert len(list(parts.iterdir())) == 3
-
-
 def test_write_is_parquet_with_the_data_contract_columns(tmp_path):
     tr = Tracer()
     for step in range(3):
@@ -195,3 +191,263 @@ def test_a_table_without_experiments_or_runs_reads_back_with_missing_labels(tmp_
     frame = pd.read_parquet(tr.write(tmp_path / "t.parquet"))
     assert frame["experiment"].isna().tolist() == [True, False]
     assert frame["run"].tolist()[1] == "first" and frame["value"].tolist() == [1.0, 2.0]
+
+
+# ---------------------------------------------------------------- streaming while training (live=)
+
+def parts_of(table: Path) -> list[pd.DataFrame]:
+    return [pd.read_parquet(p) for p in part_files(table.with_suffix(".parts"))]
+
+
+def manifest(table: Path) -> dict:
+    return json.loads((table.with_suffix(".parts") / "_run.json").read_text())
+
+
+def sorted_rows(frame: pd.DataFrame) -> list[tuple]:
+    key = ["experiment", "run", "step", "param"]
+    frame = frame.astype({k: str for k in key})
+    return sorted(frame[key + ["value"]].itertuples(index=False, name=None))
+
+
+def test_parts_come_every_live_steps_and_on_publish_and_add_up_to_the_table(tmp_path):
+    table = tmp_path / "run.parquet"
+    tr = Tracer(chunk_steps=4, live=table, live_steps=3, live_seconds=3600)
+    params = torch.zeros(3, 2)
+    for step in range(10):
+        tr.record_batch(step, ["a", "b"], params, experiment="e", run=[0, 1, 2], extra={"loss": params[:, 0]})
+        params += 1.0
+    tr._live.drain()
+    # a part is written when a new step begins: at steps 3, 6 and 9, each with the 3 steps before
+    assert [sorted(set(p["step"])) for p in parts_of(table)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    tr.publish()
+    tr._live.drain()
+    parts = parts_of(table)
+    assert sorted(set(parts[-1]["step"])) == [9]
+    assert sorted_rows(pd.concat(parts)) == sorted_rows(tr.frame())
+    assert list(parts[0].columns) == list(tr.frame().columns) == ["experiment", "run", "step", "param",
+                                                                   "value", "loss"]
+    assert isinstance(parts[0]["param"].dtype, pd.CategoricalDtype)   # text stays dictionary-encoded
+    tr.publish()   # nothing new: no part
+    tr._live.drain()
+    assert len(parts_of(table)) == 4
+    tr.close()
+
+
+def test_a_part_holds_whole_steps_of_many_records(tmp_path):
+    table = tmp_path / "run.parquet"
+    tr = Tracer(chunk_steps=3, live=table, live_steps=2, live_seconds=3600)
+    for step in range(7):
+        for run in range(4):   # one record() per model: a step is 4 calls
+            tr.record(step, {"w": np.arange(2.0) * step, "t": torch.tensor(float(run))}, experiment="x", run=run)
+    tr.close()
+    parts = parts_of(table)
+    assert len(parts) == 4   # steps 0-1, 2-3, 4-5, and 6 when closed
+    seen = set()
+    for part in parts:
+        steps = set(part["step"])
+        assert not steps & seen
+        seen |= steps
+        assert part.groupby("step").size().eq(4 * 3).all()   # every model's every parameter
+    assert seen == set(range(7))
+    assert sorted_rows(pd.concat(parts)) == sorted_rows(tr.frame())
+
+
+def test_the_manifest_says_a_run_started_before_its_first_rows_and_counts_its_parts(tmp_path):
+    table = tmp_path / "gp_trace.parquet"
+    before = time.time()
+    tr = Tracer(live=table, live_steps=2)
+    first = manifest(table)
+    assert first == {"format": 1, "table": "gp_trace.parquet", "pid": os.getpid(), "host": socket.gethostname(),
+                     "started": first["started"], "updated": first["updated"], "parts": 0, "rows": 0,
+                     "last_step": None, "state": "running"}
+    assert before <= first["started"] <= first["updated"] <= time.time()
+    assert read_run(table.with_suffix(".parts")).state == "running"
+    for step in range(5):
+        tr.record(step * 10, {"w": np.ones(3)}, run=0)
+    tr.publish()
+    tr._live.drain()
+    now = manifest(table)
+    assert (now["parts"], now["rows"], now["last_step"], now["state"]) == (3, 15, 40, "running")
+    assert now["started"] == first["started"] and now["updated"] >= first["updated"]
+    tr.close()
+
+
+def test_parts_come_every_live_seconds(tmp_path):
+    table = tmp_path / "run.parquet"
+    tr = Tracer(live=table, live_seconds=0.01)
+    for step in range(5):
+        tr.record(step, {"w": float(step)}, run=0)
+        time.sleep(0.02)
+    tr._live.drain()
+    # each new step found the last part older than 10 ms: steps 0..3 are one part each
+    assert [p["step"].tolist() for p in parts_of(table)] == [[0], [1], [2], [3]]
+    tr.close()
+    assert [p["step"].tolist() for p in parts_of(table)][-1] == [4]
+
+
+def test_writing_the_live_table_finishes_the_run_and_takes_the_parts_away(tmp_path, monkeypatch):
+    table = tmp_path / "run.parquet"
+    tr = Tracer(live=table, live_steps=2)
+    for step in range(9):
+        tr.record(step, {"w": np.arange(3.0) + step}, run=0)
+    said = []
+    rmtree = trace.shutil.rmtree
+
+    def look_then_remove(path, *args, **kwargs):
+        # the folder is already out of sight under a hidden name, its manifest saying finished
+        said.append((Path(path).name, json.loads((Path(path) / "_run.json").read_text())["state"]))
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(trace.shutil, "rmtree", look_then_remove)
+    assert tr.write(table) == table
+    assert os.listdir(tmp_path) == ["run.parquet"]   # no parts folder, no temporary file
+    assert said == [(f".run.parts.{os.getpid()}.gone", "finished")]
+    assert sorted_rows(pd.read_parquet(table)) == sorted_rows(tr.frame()) and len(tr.frame()) == 27
+    tr.record(9, {"w": np.zeros(3)}, run=0)   # after the run finished nothing streams any more
+    tr.publish()
+    assert os.listdir(tmp_path) == ["run.parquet"]
+
+
+def test_writing_another_table_leaves_the_run_going(tmp_path):
+    table = tmp_path / "run.parquet"
+    with Tracer(live=table) as tr:
+        tr.record(0, {"w": 1.0})
+        tr.write(tmp_path / "copy.parquet")
+        assert manifest(table)["state"] == "running"
+    assert sorted(os.listdir(tmp_path)) == ["copy.parquet", "run.parts"]
+
+
+def test_close_leaves_the_run_running_with_every_row_and_write_still_finishes_it(tmp_path):
+    table = tmp_path / "run.parquet"
+    with pytest.raises(RuntimeError, match="diverged"):
+        with Tracer(live=table, live_steps=4) as tr:
+            for step in range(6):
+                tr.record(step, {"w": np.ones(2) * step})
+            raise RuntimeError("diverged")
+    # the context manager closed it: the rows since the last part became one more part
+    assert [sorted(set(p["step"])) for p in parts_of(table)] == [[0, 1, 2, 3], [4, 5]]
+    assert manifest(table)["state"] == "running" and manifest(table)["parts"] == 2
+    tr.record(6, {"w": np.ones(2)})
+    tr.publish()   # closed: nothing more streams
+    assert len(parts_of(table)) == 2
+    tr.write(table)
+    assert os.listdir(tmp_path) == ["run.parquet"] and len(pd.read_parquet(table)) == 14
+
+
+def test_a_new_run_of_the_same_table_clears_what_the_last_one_left(tmp_path):
+    table = tmp_path / "run.parquet"
+    folder = tmp_path / "run.parts"
+    folder.mkdir()
+    for name in ["part-00001.parquet", "part-00007.parquet", ".part-00008.parquet.123.tmp", "._run.json.123.tmp"]:
+        (folder / name).write_bytes(b"left over")
+    (folder / "notes.txt").write_text("not ours")
+    (tmp_path / ".run.parts.123.gone").mkdir()   # a finish() that was killed while removing
+    (tmp_path / ".run.parts.123.gone" / "part-00001.parquet").write_bytes(b"x")
+    tr = Tracer(live=table)
+    assert sorted(os.listdir(folder)) == ["_run.json", "notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["run.parts"]
+    assert manifest(table)["parts"] == 0
+    tr.close()
+
+
+def test_a_failing_writer_warns_once_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    table = tmp_path / "run.parquet"
+    write_parquet = trace._write_parquet
+
+    def disk_full(t, path, **options):
+        if path.name.startswith("part-"):
+            raise OSError(28, "No space left on device")
+        return write_parquet(t, path, **options)
+
+    monkeypatch.setattr(trace, "_write_parquet", disk_full)
+    tr = Tracer(live=table, live_steps=1)
+    for step in range(6):
+        tr.record(step, {"w": torch.ones(2) * step})
+        tr.publish()
+    tr._live.drain()
+    err = capsys.readouterr().err
+    assert err.count("sitegen.trace:") == 1
+    assert (f"sitegen.trace: live parts for {table} stopped: [Errno 28] No space left on device; "
+            "training goes on, the final table is still written") in err
+    assert manifest(table)["parts"] == 0 and parts_of(table) == []
+    tr.write(table)
+    assert os.listdir(tmp_path) == ["run.parquet"] and len(pd.read_parquet(table)) == 12
+    assert capsys.readouterr().err == ""
+
+
+def test_without_live_publish_and_close_do_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tr = Tracer()
+    tr.record(0, {"w": 1.0})
+    tr.publish()
+    tr.close()
+    assert os.listdir(tmp_path) == [] and len(tr.frame()) == 1
+
+
+def run_child(tmp_path: Path, script: str, *args: str) -> subprocess.Popen:
+    path = tmp_path / "trainer.py"
+    path.write_text(textwrap.dedent(script))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, str(path), *args], env=env)
+
+
+def test_a_trainer_killed_while_writing_a_part_leaves_whole_parts_and_a_valid_manifest(tmp_path):
+    table, ready = tmp_path / "run.parquet", tmp_path / "writing-part-3"
+    child = run_child(tmp_path, """
+        import os, sys, time
+        import numpy as np
+        from sitegen.trace import Tracer
+
+        table, ready = sys.argv[1:]
+        rename = os.replace
+
+        def stuck_on_part_3(src, dst):
+            if os.path.basename(dst) == "part-00003.parquet":   # the file is written, not yet renamed
+                open(ready, "w").close()
+                time.sleep(3600)
+            return rename(src, dst)
+
+        os.replace = stuck_on_part_3
+        tracer = Tracer(live=table, live_seconds=3600)
+        for part in range(3):
+            for step in range(5 * part, 5 * part + 5):
+                tracer.record(step, {"w": np.arange(3.0) + step}, run=0)
+            tracer.publish()
+        time.sleep(3600)
+        """, str(table), str(ready))
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert child.poll() is None, "the trainer ended early"
+            assert time.monotonic() < deadline, "the trainer never reached part 3"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    folder = tmp_path / "run.parts"
+    parts = [pd.read_parquet(p) for p in part_files(folder)]
+    assert [p.name for p in part_files(folder)] == ["part-00001.parquet", "part-00002.parquet"]
+    assert [p["step"].tolist()[::3] for p in parts] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    record = manifest(table)
+    assert (record["parts"], record["rows"], record["last_step"], record["state"]) == (2, 30, 9, "running")
+    assert read_run(folder).state == "stopped"   # its process is gone
+    hidden = [n for n in os.listdir(folder) if n.startswith(".")]
+    assert hidden == [f".part-00003.parquet.{child.pid}.tmp"]
+    assert sorted(p.name for p in folder.glob("part-*.parquet")) == ["part-00001.parquet", "part-00002.parquet"]
+
+
+def test_a_script_that_ends_without_writing_leaves_every_row_in_parts(tmp_path):
+    table = tmp_path / "run.parquet"
+    child = run_child(tmp_path, """
+        import sys
+        from sitegen.trace import Tracer
+
+        tracer = Tracer(live=sys.argv[1], live_steps=4)
+        for step in range(10):
+            tracer.record(step, {"w": float(step)})
+        """, str(table))
+    assert child.wait(60) == 0
+    assert [p["step"].tolist() for p in parts_of(table)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert manifest(table)["state"] == "running" and manifest(table)["rows"] == 10
