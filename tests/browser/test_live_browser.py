@@ -150,3 +150,44 @@ def test_a_training_run_grows_the_open_figure_and_a_killed_trainer_leaves_its_la
             trainer.kill()
             trainer.wait()
     assert not [line for line in lines if "Traceback" in line or "internal error" in line]
+
+
+@pytest.mark.parametrize("state", ["training", "stopped", "waiting"])
+def test_live_figures_and_their_notes_are_accessible(browser, site, state):
+    import json
+
+    import numpy as np
+    from axe_playwright_python.sync_playwright import Axe
+
+    from sitegen.trace import Tracer
+
+    server, root, lines = site
+    table = root / "data" / "run.parquet"
+    tracer = Tracer(live=table, live_seconds=3600, live_steps=10_000)
+    if state != "waiting":
+        runs = np.arange(3)
+        for step in range(20):
+            tracer.record_batch(step, ["w", "b"], np.stack([np.sin(step / 9 + runs), step / 100 + runs], axis=1),
+                                experiment="a", run=runs)
+        tracer.publish()
+    tracer.close()
+    manifest = root / "data" / "run.parts" / "_run.json"
+    if state == "stopped":
+        child = subprocess.Popen(["true"])
+        child.wait()
+        record = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**record, "pid": child.pid}))
+    server.rebuilder.notify(str(manifest))
+    time.sleep(0.05)
+    assert server.wait_idle()
+    expected = {"training": ".sg-run-live", "stopped": ".sg-run-stopped", "waiting": ".sg-run-waiting"}[state]
+    for scheme in ("light", "dark"):
+        context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # axe is injected as a script
+        page = context.new_page()
+        page.goto(server.url + "live/")
+        page.wait_for_selector("figure " + expected)
+        results = Axe().run(page)
+        bad = [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert bad == [], f"{state} ({scheme}): {bad}"
+        context.close()
