@@ -78,7 +78,8 @@ def cmd_data(args) -> int:
         if not args.name:
             print("sitegen data run NAME: name the experiment to run (see `sitegen data`)", file=sys.stderr)
             return 2
-        return provenance.run_experiment(root, args.name, preset=args.preset, device=args.device)
+        return provenance.run_experiment(root, args.name, preset=args.preset, device=args.device,
+                                         extra_args=["--live"] if args.live else [])
     tables = provenance.list_tables(root)
     if not tables:
         print("no tables in data/")
@@ -122,6 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("name", nargs="?")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "full"])
     p.add_argument("--device", default="auto")
+    p.add_argument("--live", action="store_true",
+                   help="with run: stream the traced tables while training, for a running `sitegen serve`")
     p.add_argument("--site", default=".")
     p.set_defaults(func=cmd_data)
 

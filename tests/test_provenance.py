@@ -110,3 +110,10 @@ def test_describe_says_what_made_a_table_and_whether_it_is_stale(site):
     (site / "experiments" / "toy.py").write_text(SCRIPT + "# a change\n")
     assert "STALE: experiments/toy.py changed since" in describe(list_tables(site)[0])
     assert "sitegen data run toy --preset small" in describe(list_tables(site)[0])
+
+
+def test_data_run_live_starts_the_script_streaming(site):
+    from sitegen.cli import main
+
+    assert main(["data", "run", "toy", "--live", "--preset", "tiny", "--site", str(site)]) == 0
+    assert (site / "data" / "made.txt").read_text().split() == ["--preset", "tiny", "--device", "auto", "--live"]
