@@ -150,6 +150,8 @@ class Catalog:
         if live is not None:
             return live
         path, shown = self._locate(relpath, line, ctx)
+        if ctx is not None and not ctx.meta.get("live"):
+            self._warn_unfinished(path, shown, line, ctx)
         key = str(path.resolve())
         stamp = self._stamp(path)
         hit = self._tables.get(key)
@@ -226,6 +228,24 @@ class Catalog:
             if not os.path.exists(name):
                 del self._parts[name]
         return stamp, df, path, shown
+
+    @staticmethod
+    def _warn_unfinished(path: Path, shown: str, line, ctx) -> None:
+        """The published build reads finished tables only; say so when a newer run of this one is
+        still training, or stopped before it finished (its parts are beside the table)."""
+        from sitegen.live import RUN_FILE, parts_dir, read_run
+
+        folder = parts_dir(path)
+        if not (folder / RUN_FILE).is_file():
+            return
+        ctx.depend(folder / RUN_FILE)
+        run = read_run(folder)
+        if run is None or not run.live:
+            return
+        at = f" at step {run.last_step:,}" if run.last_step is not None else ""
+        what = "is still training" if run.state == "running" else f"stopped{at} before it finished"
+        ctx.warn(line, f"{shown}: a newer run of this table {what} ({ctx.display(folder)}/); the build uses "
+                       "the last finished table. Let the run finish, or run the experiment again")
 
     def run_of(self, relpath: str, ctx: "PageContext | None") -> "RunState | None":
         """The run still writing ``relpath`` that the last read of it in this page went to, if any."""

@@ -224,3 +224,14 @@ def test_a_chart_with_no_rows_yet_waits_and_keeps_its_number(site, tmp_path):
     html = figure_html(tmp_path / "preview")
     assert "Chart 1." in html and "not drawable yet from the running experiment" in html
     assert not [p for p in result.problems if p.level == "error"]
+
+
+def test_the_published_build_says_when_a_newer_run_stopped_before_finishing(site, tmp_path):
+    pd.DataFrame({"experiment": "a", "run": 0, "step": [0, 1], "param": "w", "value": [1.0, 2.0]}) \
+        .pipe(lambda d: pd.concat([d, d.assign(param="b")])).to_parquet(site / "data" / "run.parquet")
+    run = FakeRun(site / "data" / "run.parquet", pid=dead_pid())
+    run.part()
+    result = Builder(site, out=tmp_path / "out").build()
+    warnings = [p.message for p in result.problems if "newer run" in p.message]
+    assert warnings and "stopped at step 4 before it finished" in warnings[0]
+    assert "sg-run-note" not in figure_html(tmp_path / "out")
