@@ -1031,24 +1031,11 @@ class _LiveExpression:
         return True
 
     def _bounds(self, frame) -> dict:
-        import numpy as np
+        from sitegen.figures.strips import bound_columns, placeholder_bounds
 
-        from sitegen.figures.strips import _glob_get
-
-        out = {}
-        cols = {c: frame.groupby("param", sort=False, observed=True)[c].first().to_dict()
-                for c in ("lower", "upper") if c in frame.columns}
-        for name in self.names:
-            ph0 = next(p for p in self.placeholders if p.name == name)
-            b = ph0.bounds or self.opts.bounds.get(name) or _glob_get(self.opts.bounds, name)
-            if b is None and cols:
-                lo = cols.get("lower", {}).get(name)
-                hi = cols.get("upper", {}).get(name)
-                lo = float(lo) if lo is not None and np.isfinite(lo) else None
-                hi = float(hi) if hi is not None and np.isfinite(hi) else None
-                b = (lo, hi) if (lo is not None or hi is not None) else None
-            out[name] = b
-        return out
+        cols = bound_columns(frame)
+        return {name: placeholder_bounds(next(p for p in self.placeholders if p.name == name), self.opts, cols)
+                for name in self.names}
 
     def _account(self, u, d, v) -> None:
         import numpy as np

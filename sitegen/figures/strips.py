@@ -243,8 +243,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     nonfinite_rows = sel[~np.isfinite(sel["value"].to_numpy())]
     nonfinite = (nonfinite_rows.groupby("param", sort=False, observed=True).size().to_dict()
                  if len(nonfinite_rows) else {})
-    bound_cols = {c: sel.groupby("param", sort=False, observed=True)[c].first().to_dict()
-                  for c in ("lower", "upper") if c in sel.columns}
+    bound_cols = bound_columns(sel)
     dot_mask = np.zeros((E, R), dtype=bool)  # which (experiment, run) pairs are dots
     for e, rs in enumerate(runs_per_exp):
         for r in rs:
@@ -273,13 +272,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
                                            "drawn on a linear axis", ph0.line))
             log = False
             lo, hi = scale.domain(extent, log=False, fixed=fixed)
-        bounds = ph0.bounds or opts.bounds.get(name) or _glob_get(opts.bounds, name)
-        if bounds is None and bound_cols:
-            lo_b = bound_cols.get("lower", {}).get(name)
-            hi_b = bound_cols.get("upper", {}).get(name)
-            lo_b = float(lo_b) if lo_b is not None and np.isfinite(lo_b) else None
-            hi_b = float(hi_b) if hi_b is not None and np.isfinite(hi_b) else None
-            bounds = (lo_b, hi_b) if (lo_b is not None or hi_b is not None) else None
+        bounds = placeholder_bounds(ph0, opts, bound_cols)
         badges = _checks(name, block, F, nonfinite.get(name, 0), bounds, traced.has_step, n_dots_param)
         for b in badges:
             issues.append(Issue("warning", f"parameter '{name}' {b}", ph0.line))
@@ -365,6 +358,28 @@ def _json_value(v: float, recorded: bool):
     if math.isfinite(v):
         return float(f"{v:.7g}")
     return "NaN" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+
+
+def bound_columns(frame) -> dict:
+    """``{"lower": {param: value}, "upper": {...}}`` from a table's optional bound columns."""
+    return {c: frame.groupby("param", sort=False, observed=True)[c].first().to_dict()
+            for c in ("lower", "upper") if c in frame.columns}
+
+
+def placeholder_bounds(ph, opts: StripOptions, bound_cols: dict) -> tuple | None:
+    """A parameter's constraint: the placeholder's ``bounds=``, else ``:bounds:``, else the table's
+    lower/upper columns (non-finite ends dropped); None when it has none."""
+    import numpy as np
+
+    name = ph.name
+    bounds = ph.bounds or opts.bounds.get(name) or _glob_get(opts.bounds, name)
+    if bounds is None and bound_cols:
+        lo = bound_cols.get("lower", {}).get(name)
+        hi = bound_cols.get("upper", {}).get(name)
+        lo = float(lo) if lo is not None and np.isfinite(lo) else None
+        hi = float(hi) if hi is not None and np.isfinite(hi) else None
+        bounds = (lo, hi) if (lo is not None or hi is not None) else None
+    return bounds
 
 
 def _glob_get(mapping: dict, name: str):
