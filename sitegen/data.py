@@ -170,16 +170,14 @@ class Catalog:
     def _live(self, relpath: str, line, ctx):
         if ctx is None or not ctx.meta.get("live"):
             return None
-        from sitegen.live import RUN_FILE, part_files, parts_dir, read_run
+        from sitegen.live import part_files
 
         relpath = (relpath or "").strip()
         if not relpath:
             return None
         path = ctx.resolve(relpath)
-        folder = parts_dir(path)
-        ctx.depend(folder / RUN_FILE)  # also when missing: a run that starts must redraw the page
+        folder, run = self._run_beside(path, ctx)  # also when missing: a run that starts must redraw the page
         ctx.depend(path)  # the finished table replaces the parts
-        run = read_run(folder)
         if run is None or not run.live:
             return None
         shown = ctx.display(path)
@@ -230,16 +228,23 @@ class Catalog:
         return stamp, df, path, shown
 
     @staticmethod
-    def _warn_unfinished(path: Path, shown: str, line, ctx) -> None:
-        """The published build reads finished tables only; say so when a newer run of this one is
-        still training, or stopped before it finished (its parts are beside the table)."""
+    def _run_beside(path: Path, ctx) -> tuple[Path, "RunState | None"]:
+        """The ``.parts`` folder beside a table and the run its manifest describes; the page depends
+        on the manifest."""
         from sitegen.live import RUN_FILE, parts_dir, read_run
 
         folder = parts_dir(path)
-        if not (folder / RUN_FILE).is_file():
-            return
         ctx.depend(folder / RUN_FILE)
-        run = read_run(folder)
+        return folder, read_run(folder)
+
+    def _warn_unfinished(self, path: Path, shown: str, line, ctx) -> None:
+        """The published build reads finished tables only; say so when a newer run of this one is
+        still training, or stopped before it finished (its parts are beside the table)."""
+        from sitegen.live import RUN_FILE, parts_dir
+
+        if not (parts_dir(path) / RUN_FILE).is_file():
+            return
+        folder, run = self._run_beside(path, ctx)
         if run is None or not run.live:
             return
         at = f" at step {run.last_step:,}" if run.last_step is not None else ""

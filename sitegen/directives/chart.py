@@ -158,7 +158,7 @@ class Chart(Directive):
             ctx.warn(call.line, f"chart: {note}")
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
-        note = page.run_note(live_run, _last_step(df)) if live_run is not None else ""
+        note = page.run_note(live_run, _last_step(df) if live_run is not None else None)
         return page.figure(ctx, call, "Chart", "sg-chart", f'{note}<div class="sg-chart-box">{body}</div>', island,
                            o.get("caption"))
 

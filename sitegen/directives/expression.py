@@ -166,7 +166,7 @@ class Expression(Directive):
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
         css = "sg-expression" + (" sg-animated" if fig.frames_blob is not None else "")
-        note = page.run_note(run, (fig.island.get("steps") or [None])[-1]) if run is not None else ""
+        note = page.run_note(run, (fig.island.get("steps") or [None])[-1])
         return page.figure(ctx, call, "Visualization", css, note + fig.html, island, call.options.get("caption"))
 
 
