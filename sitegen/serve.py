@@ -951,6 +951,7 @@ class PreviewServer:
         self._printed_warnings: set[str] = set()
         self._failed_before = False
         self._deps: set[str] = set()
+        self._manifests: list[str] = []       # the run manifests among _deps (runs still training)
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.stop_requested = False
@@ -1140,7 +1141,8 @@ class PreviewServer:
             return
         self._trust_hints = True
         self._succeeded(changed, result, time.perf_counter() - t0)
-        self._write_serve_info()
+        if changed is None or result.parsed or result.removed:  # which pages read what can have changed
+            self._write_serve_info()
         if changed is None:
             # Thousands of cached posts would otherwise be traversed by every full garbage
             # collection, and one would land in the middle of the next edit's rebuild.
@@ -1223,6 +1225,7 @@ class PreviewServer:
             deps.update(getattr(parsed, "deps", ()) or ())
         new = deps - self._deps
         self._deps = deps if posts is None else self._deps | deps
+        self._manifests = [d for d in self._deps if d.endswith(os.sep + RUN_FILE)]  # for _check_runs
         if not self.watch_files or self.watcher.observer is None:
             return
         for dep in new:
@@ -1237,8 +1240,7 @@ class PreviewServer:
         the runs the pages show, and redraw those pages once one has stopped."""
         while not self.stopping:
             time.sleep(RUN_CHECK_EVERY)
-            manifests = [d for d in list(self._deps) if d.endswith(os.sep + RUN_FILE)]
-            for manifest in manifests:
+            for manifest in self._manifests:
                 if not os.path.exists(manifest):
                     self._run_states.pop(manifest, None)
                     continue
