@@ -237,6 +237,7 @@ class Builder:
         out_dir = out_dir if out_dir.is_absolute() else (Path.cwd() / out_dir)
 
         posts = self._load_posts(report)
+        self._check_found(posts, report)
         posts = self._check_posts(posts, report)
         from sitegen.render import Renderer
 
@@ -293,25 +294,40 @@ class Builder:
             # Any other change in content/ (a new file, a deleted one, a folder) needs a fresh look.
             if all(not h.startswith(content) or (h in cache and os.path.isfile(h)) for h in hint):
                 return known
-        self._post_paths = discover(self.root / "content")
+        self._skipped: list[tuple[str, str]] = []
+        self._post_paths = discover(self.root / "content", self._skipped)
         return self._post_paths
+
+    def _check_found(self, posts: list[Post], report: Report) -> None:
+        """A content/ folder that holds files but yields no post is a mistake (posts named *.txt,
+        a folder without index.md), never a silent empty site."""
+        skipped = getattr(self, "_skipped", None)
+        if posts or not skipped or self._post_paths:
+            return
+        shown = "; ".join(f"{name} ({why})" for name, why in skipped[:20])
+        more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+        report.error("content", None, f"no post found: {len(skipped)} file(s) or folder(s) skipped: {shown}{more}. "
+                                      "A post is a Markdown file (.md, .markdown, .mdown, .mkd) in content/ "
+                                      "or content/_posts/, or a folder holding index.md")
 
     def _check_posts(self, posts: list[Post], report: Report) -> list[Post]:
         if not self.drafts:
             posts = [p for p in posts if not p.draft]
-        by_slug: dict[str, Post] = {}
+        by_url: dict[str, Post] = {}
         for post in posts:
-            other = by_slug.get(post.slug)
+            other = by_url.get(post.url)
             if other is not None:
                 for a, b in ((post, other), (other, post)):
-                    report.error(a.rel, a.key_lines.get("slug", 1),
-                                 f"duplicate slug '{a.slug}': {b.rel} uses it too; give one of them another 'slug:'")
+                    key = "permalink" if "permalink" in a.key_lines else "slug"
+                    report.error(a.rel, a.key_lines.get(key, 1),
+                                 f"duplicate URL '{a.url}': {b.rel} uses it too; give one of them another '{key}:'")
             else:
-                by_slug[post.slug] = post
-        for reserved in ("static", "tags", "page", "feed.xml"):
-            if reserved in by_slug:
-                p = by_slug[reserved]
-                report.error(p.rel, p.key_lines.get("slug", 1), f"slug '{reserved}' is reserved by the site; choose another")
+                by_url[post.url] = post
+        for url, p in by_url.items():
+            first = url.strip("/").split("/")[0]
+            if first in ("static", "tags", "page", "feed.xml") or url == "/":
+                key = "permalink" if "permalink" in p.key_lines else "slug"
+                report.error(p.rel, p.key_lines.get(key, 1), f"URL '{url}' is reserved by the site; choose another {key}")
         return posts
 
     # -- stage 2: parse -----------------------------------------------------------------------------

@@ -18,9 +18,9 @@ JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 KNOWN_KEYS = {
     "title", "date", "slug", "excerpt", "summary", "author", "authors", "tags", "layout",
-    "draft", "visible", "under_construction", "comments", "share", "updated", "description",
+    "draft", "visible", "under_construction", "comments", "share", "updated", "description", "published",
 }
-BOOL_KEYS = ("draft", "visible", "under_construction", "comments", "share")
+BOOL_KEYS = ("draft", "visible", "under_construction", "comments", "share", "published")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 
 
@@ -45,10 +45,21 @@ class Post:
     extra: dict[str, Any] = field(default_factory=dict)
     key_lines: dict[str, int] = field(default_factory=dict)
     is_bundle: bool = False  # content/slug/index.md with files beside it
+    #: the page's URL when a permalink sets it (always a folder URL, '/2024/02/05/title/'); see jekyll.py
+    permalink: str | None = None
+    #: old URLs that get a page sending the reader here (a Jekyll '.html' URL, 'redirect_from')
+    redirects: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"/{self.slug}/"
+        return self.permalink or f"/{self.slug}/"
+
+    @property
+    def folder(self) -> str:
+        """Where the page and its files are written, relative to the output folder ('slug/')."""
+        from urllib.parse import unquote
+
+        return unquote(self.url.lstrip("/"))
 
     @property
     def listed(self) -> bool:
@@ -56,25 +67,68 @@ class Post:
         return not self.draft and not self.under_construction
 
 
-def discover(content_dir: Path) -> list[Path]:
-    """Every post source: ``*.md`` files and ``*/index.md`` bundles, sorted for stable output.
+#: every extension people give Markdown files (Jekyll's kramdown reads all of them)
+MARKDOWN_EXTENSIONS = (".md", ".markdown", ".mdown", ".mkd")
+#: Jekyll's folders, read as they are when copied into content/: posts, and drafts (always drafts)
+JEKYLL_FOLDERS = ("_posts", "_drafts")
 
-    Names starting with '.' or '_' are skipped (editor files, drafts folders). One scandir per
-    level instead of a recursive glob: a 4,000-post site is listed on every rebuild."""
+
+def is_markdown(name: str) -> bool:
+    return name.lower().endswith(MARKDOWN_EXTENSIONS)
+
+
+def is_bundle_index(path: Path) -> bool:
+    return is_markdown(path.name) and path.name.rsplit(".", 1)[0] == "index"
+
+
+def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Every post source: Markdown files (``.md``, ``.markdown``, ``.mdown``, ``.mkd``), ``*/index.md``
+    bundles, and the Markdown files of Jekyll's ``_posts/`` and ``_drafts/`` folders, sorted.
+
+    Other names starting with '.' or '_' are skipped (editor files, drafts folders). One scandir per
+    level instead of a recursive glob: a 4,000-post site is listed on every rebuild. ``skipped``, if
+    given, receives ``(name, why)`` for every entry that is not a post, for the "no post" error."""
     if not content_dir.is_dir():
         return []
     found = []
+
+    def skip(path: str, why: str) -> None:
+        if skipped is not None:
+            skipped.append((os.path.relpath(path, content_dir.parent), why))
+
     with os.scandir(content_dir) as entries:
         for entry in entries:
-            if entry.name.startswith((".", "_")):
+            if entry.name in JEKYLL_FOLDERS and entry.is_dir():
+                for dirpath, dirnames, filenames in os.walk(entry.path):
+                    dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+                    for name in filenames:
+                        if is_markdown(name) and not name.startswith((".", "_")):
+                            found.append(Path(dirpath, name))
+                        elif not name.startswith("."):
+                            skip(os.path.join(dirpath, name), "not a Markdown file (.md, .markdown, .mdown, .mkd)")
                 continue
-            if entry.is_file() and entry.name.endswith(".md"):
-                found.append(Path(entry.path))
+            if entry.name.startswith((".", "_")):
+                skip(entry.path, "names starting with '.' or '_' are skipped")
+                continue
+            if entry.is_file():
+                if is_markdown(entry.name):
+                    found.append(Path(entry.path))
+                else:
+                    skip(entry.path, "not a Markdown file (.md, .markdown, .mdown, .mkd)")
             elif entry.is_dir():
-                index = os.path.join(entry.path, "index.md")
-                if os.path.isfile(index):
+                index = next((os.path.join(entry.path, "index" + ext) for ext in MARKDOWN_EXTENSIONS
+                              if os.path.isfile(os.path.join(entry.path, "index" + ext))), None)
+                if index is not None:
                     found.append(Path(index))
+                else:
+                    skip(entry.path, "a folder without index.md (a post with files beside it is "
+                                     "content/<slug>/index.md)")
     return sorted(found)
+
+
+def is_jekyll_draft(path: Path) -> bool:
+    """A file of a ``content/_drafts/`` folder: Jekyll's drafts, shown only with --drafts."""
+    return "_drafts" in path.parts[:-1]
 
 
 def split_front_matter(text: str) -> tuple[str | None, str, int]:
@@ -124,7 +178,7 @@ def _string_list(value) -> list[str] | None:
 
 
 def slug_from_path(path: Path) -> tuple[str, dt.datetime | None]:
-    stem = path.parent.name if path.name == "index.md" else path.stem
+    stem = path.parent.name if is_bundle_index(path) else path.stem
     m = JEKYLL_NAME.match(stem)
     date = None
     if m:
@@ -277,7 +331,9 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
             error(line_of(key), f"'{key}' must be true or false, got {meta[key]!r}")
         flags[key] = bool(meta.get(key)) if isinstance(meta.get(key), bool) else None
 
-    draft = bool(flags["draft"]) or flags["visible"] is False
+    # Jekyll: 'published: false' keeps a post out of the site; a file of _drafts/ is a draft
+    draft = (bool(flags["draft"]) or flags["visible"] is False or flags["published"] is False
+             or is_jekyll_draft(path))
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
     if any(p.level == "error" for p in problems):
         return None, problems
@@ -286,6 +342,6 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
         date=date, updated=updated, summary=summary, authors=authors, tags=tags, layout=layout,
         draft=draft, under_construction=bool(flags["under_construction"]),
         comments=bool(flags["comments"]), share=bool(flags["share"]), extra=extra,
-        key_lines=key_lines, is_bundle=path.name == "index.md",
+        key_lines=key_lines, is_bundle=is_bundle_index(path),
     )
     return post, problems

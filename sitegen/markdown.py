@@ -19,9 +19,11 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from sitegen.content import is_markdown
 from sitegen.context import PageContext
 from sitegen.directives import REGISTRY, Call, load_builtin
 from sitegen.errors import SiteError, closest
+from sitegen.mathjax import mathjax_plugin
 
 DIRECTIVE_INFO = re.compile(r"^\{([A-Za-z][\w-]*)\}\s*(.*)$")
 OPTION_LINE = re.compile(r"^:([A-Za-z][\w-]*):(?:\s+(.*?))?\s*$")
@@ -55,13 +57,26 @@ def _convert_math(latex: str, display: bool) -> str:
 
 
 def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:
+    from sitegen import mathjax
+
+    macros = ctx.meta.setdefault("tex_macros", {}) if ctx is not None else {}
+    prepared = mathjax.prepare(latex, macros)
+    if not prepared.strip():
+        return ""  # only macro definitions: they show nothing, as in MathJax
     try:
-        return _convert_math(latex, display)
+        mathml = _convert_math(prepared, display)
+        reason = mathjax.leftover(mathml)
     except Exception as exc:  # latex2mathml raises many types for bad input
-        if ctx is not None:
-            reason = str(exc) or type(exc).__name__
-            ctx.error(line, f"cannot render math ${latex}$ ({reason}); check the LaTeX syntax")
-        return f'<code class="math-error">{escapeHtml(latex)}</code>'
+        # latex2mathml's errors mostly carry no message, only a name: MissingSuperScriptOrSubscriptError
+        reason = str(exc) or re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__.removesuffix("Error")).lower()
+    if reason is None:
+        return mathml
+    if ctx is not None:
+        shown = " ".join(latex.split())
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        ctx.warn(line, f"cannot convert the formula '{shown}' to MathML ({reason}); it is shown as code: "
+                       "check the LaTeX, or define the macro with \\newcommand in an earlier formula")
+    return f'<code class="math-error">{escapeHtml(latex)}</code>'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,11 +228,21 @@ def _math_inline(self, tokens, idx, options, env):
     return _math_html(t.content, False, env.get("ctx"), t.meta.get("line"))
 
 
+def _math_inline_display(self, tokens, idx, options, env):
+    """``\\[ ... \\]`` in the middle of a paragraph: display math where it stands (a block inside <p>
+    would be invalid HTML)."""
+    t = tokens[idx]
+    return _math_html(t.content, True, env.get("ctx"), t.meta.get("line"))
+
+
 def _math_block(self, tokens, idx, options, env):
     t = tokens[idx]
     line = (t.map[0] + 1 + env.get("line_offset", 0)) if t.map else None
+    math = _math_html(t.content, True, env.get("ctx"), line)
+    if not math:
+        return ""
     # tabindex: a wide formula scrolls sideways, and keyboard users must be able to scroll it too
-    return f'<div class="math-display" tabindex="0">{_math_html(t.content, True, env.get("ctx"), line)}</div>\n'
+    return f'<div class="math-display" tabindex="0">{math}</div>\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +292,7 @@ def _link_open(self, tokens, idx, options, env):
     targets = ctx.meta.get("md_targets") if ctx is not None else None
     if targets is not None and href and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:|^/|^#", href):
         path, _, frag = href.partition("#")
-        if path.endswith(".md"):
+        if is_markdown(path):
             from urllib.parse import unquote
 
             source = (ctx.source_dir / unquote(path)).resolve()
@@ -292,6 +317,7 @@ def markdown() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     footnote_plugin(md)
     dollarmath_plugin(md, allow_space=False, allow_digits=False, double_inline=True)
+    mathjax_plugin(md)
     anchors_plugin(md, min_level=1, max_level=4, slug_func=_heading_slug, permalink=True,
                    permalinkSymbol="#", permalinkBefore=False)
     md.inline.ruler.before("backticks", "role", _role_rule)
@@ -299,7 +325,8 @@ def markdown() -> MarkdownIt:
     md.add_render_rule("link_open", _link_open)
     md.add_render_rule("role", _render_role)
     md.add_render_rule("math_inline", _math_inline)
-    md.add_render_rule("math_inline_double", _math_block)
+    md.add_render_rule("math_inline_double", _math_inline)  # kramdown: $$..$$ within text is inline
+    md.add_render_rule("math_inline_display", _math_inline_display)
     md.add_render_rule("math_block", _math_block)
     md.add_render_rule("math_block_label", _math_block)
     md.add_render_rule("footnote_ref", _footnote_ref)
@@ -354,6 +381,9 @@ def render(body: str, ctx: PageContext, line_offset: int = 0) -> Rendered:
     md = markdown()
     env = {"ctx": ctx, "line_offset": line_offset}
     tokens = md.parse(body, env)
+    from sitegen.mathjax import collect_definitions
+
+    collect_definitions(tokens, ctx.meta.setdefault("tex_macros", {}))
     toc, excerpt, first_heading = _annotate(tokens, line_offset, ctx, env, md)
     out = md.renderer.render(tokens, md.options, env)
     out = resolve_refs(out, ctx)

@@ -16,6 +16,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from sitegen.build import PACKAGE_DIR, PageOut, _digest
+from sitegen.content import is_markdown
 from sitegen.errors import Problem
 
 HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")
@@ -206,6 +207,9 @@ class Renderer:
     def prepare(self) -> None:
         """Everything post pages need to know about the whole site, before any is rendered."""
         self.collect_assets()
+        from sitegen.public import public_files
+
+        self.public = public_files(self.root)
         self.sorted_posts = self._ordered()
         self.listed = [p for p in self.sorted_posts if p.listed or (self.builder.drafts and p.draft)]
         self.base_key = (self.template_digest, self.config_digest, _digest(sorted(self.assets.items())))
@@ -250,13 +254,20 @@ class Renderer:
         return key
 
     def reuse_post_page(self, post, pp) -> bool:
-        return self._reuse(f"{post.slug}/index.html", self.post_page_key(post, pp))
+        return self._reuse(f"{post.folder}index.html", self.post_page_key(post, pp))
 
     def render_post_page(self, post, pp) -> tuple[PageOut | None, list[Problem]]:
         """Render one post's page. Runs in worker processes, so problems are returned, not reported."""
         from sitegen.errors import Report
 
-        self.report = Report()
+        # In-process (few posts) this is the builder's renderer: its own report must survive.
+        site_report, self.report = self.report, Report()
+        try:
+            return self._render_post_page(post, pp)
+        finally:
+            self.report = site_report
+
+    def _render_post_page(self, post, pp) -> tuple[PageOut | None, list[Problem]]:
         newer, older = self.neighbours.get(post.rel, (None, None))
         summary = post.summary if post.summary is not None else _text(pp.excerpt_html)
         html = self._render(
@@ -274,11 +285,11 @@ class Renderer:
                     return i + 1 + post.line_offset
             return None
 
-        page = _page_out(f"{post.slug}/index.html", self.post_page_key(post, pp), html, post.rel, link_line, False)
+        page = _page_out(f"{post.folder}index.html", self.post_page_key(post, pp), html, post.rel, link_line, False)
         return page, self.report.problems
 
     def add_post_page(self, post, page: PageOut) -> None:
-        self.pages[f"{post.slug}/index.html"] = page
+        self.pages[f"{post.folder}index.html"] = page
 
     # -- carrying posts over between preview rebuilds -----------------------------------------------
     def carry_post(self, post, hit) -> bool:
@@ -314,12 +325,12 @@ class Renderer:
             if post.rel in self.carried or post.is_bundle:
                 continue
             hit = parsed_cache.get(post.rel)
-            page = self.pages.get(f"{post.slug}/index.html")
+            page = self.pages.get(f"{post.folder}index.html")
             if hit is None or page is None:
                 memo.pop(post.rel, None)
                 continue
             outputs = {}
-            for rel in [f"{post.slug}/index.html"] + [f"{post.slug}/{name}" for name in hit[1].files]:
+            for rel in [f"{post.folder}index.html"] + [f"{post.folder}{name}" for name in hit[1].files]:
                 out = self.pages.get(rel)
                 if out is None:
                     break
@@ -349,9 +360,35 @@ class Renderer:
         self._feed(entries, base_key)
         self._sitemap(self.sorted_posts, base_key)
         self._simple("404.html", "404.html", base_key, page_url="/404.html")
-        self._emit("robots.txt", _digest(base_key, "robots"),
-                   lambda: f"User-agent: *\nAllow: /\nSitemap: {self.config.absolute('sitemap.xml')}\n")
+        if "robots.txt" not in self.public:
+            self._emit("robots.txt", _digest(base_key, "robots"),
+                       lambda: f"User-agent: *\nAllow: /\nSitemap: {self.config.absolute('sitemap.xml')}\n")
+        self._public_files()
         return self.pages
+
+    def _public_files(self) -> None:
+        """``public/``: served at the root as they are (see sitegen/public.py), after every generated
+        page so that a clash is found here, whichever came first."""
+        from sitegen.public import OVERRIDABLE, PUBLIC_DIR
+
+        for rel, path in self.public.items():
+            if rel in self.pages and rel not in OVERRIDABLE:
+                made_by = self.pages[rel].source or "the site"
+                self.report.error(f"{PUBLIC_DIR}/{rel}", None,
+                                  f"would replace /{rel}, which {made_by} generates; rename or move the file")
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            key = _digest("public", str(path), stat.st_mtime_ns, stat.st_size)
+            if self._reuse(rel, key):
+                continue
+            data = path.read_bytes()
+            # An HTML file's ids can be linked to; its own links are the author's business.
+            ids = (frozenset(htmllib.unescape(i) for i in IDS.findall(data.decode("utf-8", "replace")))
+                   if rel.endswith(".html") else frozenset())
+            self.pages[rel] = PageOut(key, data, [], ids, None)
 
     def _page_common(self, url: str, title: str, description: str, scripts=()) -> dict:
         return {
@@ -366,13 +403,13 @@ class Renderer:
         if hit is None or hit[0] is not pp:
             hit = memo[post.rel] = (pp, [(name, _digest(data)) for name, data in pp.files.items()])
         for name, key in hit[1]:
-            self._emit(f"{post.slug}/{name}", key, lambda name=name: pp.files[name], binary=True)
+            self._emit(f"{post.folder}{name}", key, lambda name=name: pp.files[name], binary=True)
         if post.is_bundle:
             folder = post.source.parent
             for path in sorted(folder.rglob("*")):
-                if path.is_file() and path.suffix != ".md" and not path.name.startswith("."):
+                if path.is_file() and not is_markdown(path.name) and not path.name.startswith("."):
                     stamp = os.stat(path)
-                    self._emit(f"{post.slug}/{path.relative_to(folder)}", _digest(str(path), stamp.st_mtime_ns,
+                    self._emit(f"{post.folder}{path.relative_to(folder).as_posix()}", _digest(str(path), stamp.st_mtime_ns,
                                stamp.st_size), lambda path=path: path.read_bytes(), binary=True)
 
     def _summaries(self, entries) -> list[dict]:

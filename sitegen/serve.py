@@ -76,7 +76,7 @@ LIST_LIMIT = 300
 #: ports tried after the default one when it is taken
 PORT_TRIES = 20
 
-WATCHED_DIRS = ("content", "data", "templates", "static")
+WATCHED_DIRS = ("content", "data", "templates", "static", "public")
 #: a "changed path" meaning: events were lost, check every file
 EVERYTHING = "\0everything"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -1083,9 +1083,9 @@ class PreviewServer:
                 if rel[0] == CONFIG_NAME:
                     return "config"
                 return {"content": "post", "data": "data", "templates": "template",
-                        "static": "static"}.get(rel[0], "other")
+                        "static": "static", "public": "static"}.get(rel[0], "other")
             return {"content": "post", "data": "data", "templates": "template",
-                    "static": "static"}.get(rel[0], "other")
+                    "static": "static", "public": "static"}.get(rel[0], "other")
         for name, kind in (("templates", "template"), ("static", "static")):
             folder = str(PACKAGE_DIR / name)
             if _inside(path, folder):
