@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sitegen import trace
+from sitegen.trace import live_parts
 from sitegen.live import part_files, read_run
 from sitegen.trace import Tracer, element_names
 
@@ -291,14 +291,14 @@ def test_writing_the_live_table_finishes_the_run_and_takes_the_parts_away(tmp_pa
     for step in range(9):
         tr.record(step, {"w": np.arange(3.0) + step}, run=0)
     said = []
-    rmtree = trace.shutil.rmtree
+    rmtree = live_parts.shutil.rmtree
 
     def look_then_remove(path, *args, **kwargs):
         # the folder is already out of sight under a hidden name, its manifest saying finished
         said.append((Path(path).name, json.loads((Path(path) / "_run.json").read_text())["state"]))
         return rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(trace.shutil, "rmtree", look_then_remove)
+    monkeypatch.setattr(live_parts.shutil, "rmtree", look_then_remove)
     assert tr.write(table) == table
     assert os.listdir(tmp_path) == ["run.parquet"]   # no parts folder, no temporary file
     assert said == [(f".run.parts.{os.getpid()}.gone", "finished")]
@@ -352,14 +352,14 @@ def test_a_new_run_of_the_same_table_clears_what_the_last_one_left(tmp_path):
 
 def test_a_failing_writer_warns_once_and_training_goes_on(tmp_path, monkeypatch, capsys):
     table = tmp_path / "run.parquet"
-    write_parquet = trace._write_parquet
+    write_parquet = live_parts._write_parquet
 
     def disk_full(t, path, **options):
         if path.name.startswith("part-"):
             raise OSError(28, "No space left on device")
         return write_parquet(t, path, **options)
 
-    monkeypatch.setattr(trace, "_write_parquet", disk_full)
+    monkeypatch.setattr(live_parts, "_write_parquet", disk_full)
     tr = Tracer(live=table, live_steps=1)
     for step in range(6):
         tr.record(step, {"w": torch.ones(2) * step})
