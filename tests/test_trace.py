@@ -444,7 +444,7 @@ def test_a_script_that_ends_without_writing_leaves_every_row_in_parts(tmp_path):
         import sys
         from sitegen.trace import Tracer
 
-        tracer = Tracer(live=sys.argv[1], live_steps=4)
+        tracer = Tracer(live=sys.argv[1], live_steps=4, live_seconds=600)
         for step in range(10):
             tracer.record(step, {"w": float(step)})
         """, str(table))
