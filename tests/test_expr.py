@@ -282,3 +282,53 @@ def test_a_defined_function_can_be_a_constraint_and_the_tracer_applies_it():
     assert float(fn(torch.tensor(0.0))) == pytest.approx(1.0001)
     assert float(E.evaluate(noise, {"likelihood.raw_noise": 0.0})) == pytest.approx(1.0001)
     assert float(E.evaluate(E.constrain(noise), {"likelihood.noise": 0.5})) == 0.5
+
+
+# ---------------------------------------------------------------- fixed: printing and folding
+
+def test_a_registered_reduction_keeps_its_name_after_unvectorize():
+    E.register_function("norm_l2", ["v"], numpy=lambda v: np.sqrt(np.sum(v * v, axis=-1)), shape="reduce")
+    x = E.var("x", (3,), ["a", "b", "c"], element_format="{label}")
+    w = E.param("w", (3,), ["a", "b", "c"])
+    tree = E.call("norm_l2", w * x)
+    shown = E.unvectorize(tree)
+    assert flat(shown) == "norm_l2([⟦w[a]⟧ * a, ⟦w[b]⟧ * b, ⟦w[c]⟧ * c])"
+    params, inputs = {"w": np.array([1.0, 2.0, 3.0])}, {"x": np.array([0.5, -1.0, 2.0])}
+    expected = np.linalg.norm(params["w"] * inputs["x"])
+    assert float(E.evaluate(shown, params, inputs)) == pytest.approx(expected)
+    assert float(E.evaluate(tree, params, inputs)) == pytest.approx(expected)
+
+
+def test_one_element_of_a_vector_parameter_prints_as_its_own_placeholder():
+    w = E.param("w", (3,), ["a", "b", "c"])
+    assert flat(w[1] * E.var("x")) == "⟦w[b]⟧ * x"
+    assert flat(E.unvectorize(w[1] * E.var("x"))) == "⟦w[b]⟧ * x"
+    W = E.param("W", (2, 2))
+    assert flat(W[1]) == "[⟦W[1,0]⟧, ⟦W[1,1]⟧]"
+    assert flat(E.param("raw", (2,), transform="softplus")[0]) == "softplus(⟦raw[0]⟧)"
+
+
+def test_partial_evaluation_folds_vectors_of_constants():
+    tree = E.sum_(E.Vector([E.const(1.0), E.const(2.0) * E.const(3.0)]) * E.var("x", (2,)))
+    folded = E.partial(tree)
+    weights = folded.args[0].args[0]
+    assert isinstance(weights, E.Const) and weights.value.tolist() == [1.0, 6.0]
+    assert float(E.evaluate(folded, inputs={"x": np.array([1.0, 1.0])})) == 7.0
+    named = E.Vector([E.const(1.0, "w_cls"), E.const(2.0)])
+    assert isinstance(E.partial(named), E.Vector)  # a named constant stays a name
+
+
+def test_a_long_negated_sum_inside_a_call_wraps_within_the_width():
+    names = [f"feature_{i}" for i in range(10)]
+    x = E.var("x", (10,), names, element_format="{label}")
+    ls = E.param("lengthscale", (10,), names)
+    text = E.to_template(E.unvectorize(E.exp(-E.sum_(x / ls))), name="k", width=60)
+    lines = text.splitlines()
+    assert lines[0] == "k = exp(-("
+    assert lines[1].strip() == "feature_0 / ⟦lengthscale[feature_0]⟧"
+    assert all(line.strip().startswith("+ feature_") for line in lines[2:-1])
+    assert lines[-1] == "))"
+    assert all(len(line) <= 60 for line in lines)
+    flat_text = " ".join(line.strip() for line in lines)[len("k = "):]
+    one_line = E.to_template(E.unvectorize(E.exp(-E.sum_(x / ls))), width=10_000).strip()
+    assert flat_text.replace("( ", "(").replace(" )", ")") == one_line

@@ -9,78 +9,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from sitegen.expr import backends
+from sitegen.expr.backends import Backend, get_backend
 from sitegen.expr.nodes import SERVICES, Const, Index, Node, Op, Param, Ref, Var, Vector
 from sitegen.expr.ops import FUNCTIONS
 from sitegen.expr.program import Program
-
-
-class _Backend:
-    """The few array functions the trees need, for one library."""
-
-    def __init__(self, name: str):
-        self.name = name
-        if name == "numpy":
-            self.xp = np
-            self.fn = {
-                "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
-                "softplus": lambda x: np.logaddexp(0.0, x),
-                "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-                "relu": lambda x: np.maximum(x, 0.0),
-                "sum": lambda x: np.sum(x, axis=-1), "mean": lambda x: np.mean(x, axis=-1),
-                "ne": lambda a, b: (np.asarray(a) != np.asarray(b)).astype(np.float64),
-            }
-            self.asarray = np.asarray
-        elif name == "torch":
-            import torch
-            import torch.nn.functional as F
-
-            self.xp = torch
-
-            def ne(a, b):
-                dtype = next((t.dtype for t in (a, b) if isinstance(t, torch.Tensor)
-                              and t.is_floating_point()), torch.get_default_dtype())
-                return (a != b).to(dtype)
-
-            self.fn = {
-                "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh,
-                "abs": torch.abs, "softplus": F.softplus, "sigmoid": torch.sigmoid,
-                "relu": torch.relu,
-                "sum": lambda x: torch.sum(x, dim=-1), "mean": lambda x: torch.mean(x, dim=-1),
-                "ne": ne,
-            }
-            self.asarray = torch.as_tensor
-        elif name == "jax":
-            import jax
-            import jax.numpy as jnp
-
-            self.xp = jnp
-            self.fn = {
-                "exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "tanh": jnp.tanh,
-                "abs": jnp.abs, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid,
-                "relu": jax.nn.relu,
-                "sum": lambda x: jnp.sum(x, axis=-1), "mean": lambda x: jnp.mean(x, axis=-1),
-                "ne": lambda a, b: (a != b).astype(jnp.result_type(float)),
-            }
-            self.asarray = jnp.asarray
-        else:
-            raise ValueError(f"unknown backend {name!r}; use 'numpy', 'torch' or 'jax'")
-        self.fn["square"] = lambda x: x * x
-
-    def matmul(self, a, b, b_is_vector: bool):
-        if b_is_vector:
-            # W @ x for x with leading batch dimensions: (..., D) @ (D, H) -> (..., H)
-            return b @ (a.T if a.ndim == 2 else a)
-        return a @ b
-
-
-_BACKENDS: dict[str, _Backend] = {}
-
-
-def get_backend(name: str) -> _Backend:
-    if name not in _BACKENDS:
-        _BACKENDS[name] = _Backend(name)
-    return _BACKENDS[name]
-
 
 
 def evaluate(tree: Node | Program, params: Mapping[str, Any] | None = None,
@@ -96,11 +29,12 @@ def evaluate(tree: Node | Program, params: Mapping[str, Any] | None = None,
 
 
 class _Evaluator:
-    def __init__(self, params, inputs, be: _Backend):
+    def __init__(self, params, inputs, be: Backend):
         self.params = params
         self.inputs = inputs
         self.be = be
         self.env: dict[str, Any] = {}
+        self.memo: dict[int, tuple] = {}  # a sub-tree shared by several parents is computed once
 
     def run(self, tree):
         if isinstance(tree, Program):
@@ -159,7 +93,9 @@ class _Evaluator:
         if isinstance(node, Index):
             value = self.eval(node.node, local)
             rest = len(node.node.shape) - len(node.index)
-            return value[(Ellipsis,) + node.index + (slice(None),) * rest]
+            index = node.index if node.simple else \
+                tuple(self.be.indices(e) if isinstance(e, tuple) else e for e in node.index)
+            return value[(Ellipsis,) + index + (slice(None),) * rest]
         if isinstance(node, Vector):
             items = [self.eval(i, local) for i in node.items]
             if all(isinstance(i, (int, float)) for i in items):
@@ -171,8 +107,17 @@ class _Evaluator:
             stack = xp.stack(items, -1)
             return stack if not node.shape[1:] else xp.moveaxis(stack, -1, -1 - len(node.shape[1:]))
         if isinstance(node, Op):
+            if not local:
+                got = self.memo.get(id(node))
+                if got is not None:
+                    return got[1]
             args = [self.eval(a, local) for a in node.args]
-            return self.apply(node.op, args, {"node": node})
+            if len(args) > 1 and node.op in _ALIGNED:
+                args = _align(args, node)
+            value = self.apply(node.op, args, {"node": node})
+            if not local:
+                self.memo[id(node)] = (node, value)  # the node is kept so its id stays its own
+            return value
         raise TypeError(f"cannot evaluate {type(node).__name__}")
 
     def apply(self, op: str, args: list, extra: dict):
@@ -186,8 +131,10 @@ class _Evaluator:
         if all(isinstance(a, (int, float)) for a in args):
             be = get_backend("numpy")  # constants only: compute on the host
             args = [np.float64(a) for a in args]
+        node = extra.get("node")
+        if op in _ARRAY_OPS:
+            return _ARRAY_OPS[op](be, args, node.attrs if node is not None else {}, node)
         if op == "matmul":
-            node = extra.get("node")
             return be.matmul(args[0], args[1], b_is_vector=node is None or len(node.args[1].shape) == 1)
         if op == "dot":
             return be.fn["sum"](args[0] * args[1])
@@ -204,5 +151,88 @@ class _Evaluator:
         return impl(*args)
 
 
+
+# ---- leading batch dimensions -----------------------------------------------------------------
+# A value is (batch dimensions) + (the node's shape). Two arguments of an elementwise operation
+# whose shapes have different lengths get ones inserted after their batch dimensions, so a batch
+# of scalar weights (60,) multiplies a batch of matrices (60, 59, 59) model by model.
+
+_ALIGNED = {"add", "sub", "mul", "div", "pow", "ne"}
+
+
+def _align(args: list, node: Op) -> list:
+    rank = len(node.shape)
+    out = []
+    for value, child in zip(args, node.args):
+        r = len(child.shape)
+        ndim = getattr(value, "ndim", 0)
+        if r < rank and ndim > r:
+            lead = tuple(value.shape[:ndim - r])
+            value = value.reshape(lead + (1,) * (rank - r) + tuple(child.shape))
+        out.append(value)
+    return out
+
+
+def _batch(value, shape) -> tuple:
+    return tuple(value.shape[:getattr(value, "ndim", 0) - len(shape)])
+
+
+def _same_batch(be, values, nodes) -> list:
+    """Arguments of stack/concat brought to one batch shape (some may have none)."""
+    batches = [_batch(v, n.shape) if hasattr(v, "shape") else () for v, n in zip(values, nodes)]
+    common = tuple(np.broadcast_shapes(*batches))
+    out = []
+    for v, n, b in zip(values, nodes, batches):
+        if not hasattr(v, "shape"):
+            v = be.asarray(np.float64(v))
+        if b != common or tuple(v.shape[len(b):]) != tuple(n.shape):
+            v = be.broadcast_to(v, common + tuple(n.shape))
+        out.append(v)
+    return out
+
+
+def _reduce(how):
+    def run(be, args, attrs, node):
+        return getattr(be, how)(args[0], attrs.get("axis", -1))
+    return run
+
+
+def _stack(be, args, attrs, node):
+    shape = node.shape[:len(node.shape) + attrs["axis"]] + node.shape[len(node.shape) + attrs["axis"] + 1:]
+    items = _same_batch(be, args, [_Shaped(shape)] * len(args))
+    return be.stack(items, attrs["axis"])
+
+
+def _concat(be, args, attrs, node):
+    return be.concat(_same_batch(be, args, node.args), attrs["axis"])
+
+
+def _reshape(be, args, attrs, node):
+    x = args[0]
+    return x.reshape(_batch(x, node.args[0].shape) + tuple(attrs["shape"]))
+
+
+def _broadcast_to(be, args, attrs, node):
+    x = args[0]
+    if not hasattr(x, "shape"):
+        x = be.asarray(np.float64(x))
+    return be.broadcast_to(x, _batch(x, node.args[0].shape) + tuple(attrs["shape"]))
+
+
+class _Shaped:
+    def __init__(self, shape):
+        self.shape = shape
+
+
+_ARRAY_OPS = {
+    "sum": _reduce("sum"), "mean": _reduce("mean"), "prod": _reduce("prod"),
+    "stack": _stack, "concat": _concat, "reshape": _reshape, "broadcast_to": _broadcast_to,
+    "moveaxis": lambda be, a, at, n: be.moveaxis(a[0], at["source"], at["destination"]),
+    "cdist": lambda be, a, at, n: backends.cdist(be, a[0], a[1], at.get("p", 2)),
+    "cdist_multi": lambda be, a, at, n: backends.cdist_multi(be, a[0], a[1], at["lengths"], at.get("p", 2),
+                                                          at.get("axis", -1)),
+    "segment_sum": lambda be, a, at, n: backends.segment_reduce(be, a[0], at["lengths"], at["axis"], "sum"),
+    "segment_prod": lambda be, a, at, n: backends.segment_reduce(be, a[0], at["lengths"], at["axis"], "prod"),
+}
 
 SERVICES["evaluate"] = evaluate

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from sitegen.expr.ops import FUNCTIONS, OPS
+from sitegen.expr.ops import FUNCTIONS, OPS, normalize_axis
 from sitegen.expr.placeholder import format_number as _format_number, placeholder_text as _placeholder_text
 from sitegen.trace import element_names
 
@@ -216,16 +216,16 @@ class Ref(Node):
 
 
 class Index(Node):
-    """Element(s) of a vector or matrix: ``x[2]``; leading dimensions of the node's shape."""
+    """Element(s) of an array, numpy style, over the node's leading dimensions: ``x[2]``,
+    ``x[..., [0, 2]]``, ``x[:, 1:3]``. ``...`` is written out when the node is built; a list of
+    positions may not be combined with integers in one index (index twice instead)."""
 
     __slots__ = ("node", "index", "shape")
 
-    def __init__(self, node: Node, index: tuple[int, ...]):
+    def __init__(self, node: Node, index: tuple):
         self.node = as_node(node)
-        self.index = tuple(int(i) for i in index)
-        if len(self.index) > len(self.node.shape):
-            raise IndexError(f"{self.node.sexpr()} of shape {self.node.shape} has no index {self.index}")
-        self.shape = self.node.shape[len(self.index):]
+        self.index = _normalize_index(tuple(index), self.node.shape, self.node)
+        self.shape = _index_shape(self.index, self.node.shape)
 
     def children(self):
         return (self.node,)
@@ -234,10 +234,90 @@ class Index(Node):
         return Index(children[0], self.index)
 
     def key(self):
-        return ("index", self.node.key(), self.index)
+        return ("index", self.node.key(), tuple(_freeze_entry(e) for e in self.index))
 
     def sexpr(self):
-        return f"(index {self.node.sexpr()} {' '.join(map(str, self.index))})"
+        return f"(index {self.node.sexpr()} {' '.join(map(index_entry_text, self.index))})"
+
+    @property
+    def simple(self) -> bool:
+        """Integers only (the old, elementwise kind of index)."""
+        return all(isinstance(e, int) for e in self.index)
+
+
+def index_entry_text(entry) -> str:
+    if isinstance(entry, slice):
+        if entry == slice(None):
+            return ":"
+        text = f"{'' if entry.start is None else entry.start}:{'' if entry.stop is None else entry.stop}"
+        return text + (f":{entry.step}" if entry.step not in (None, 1) else "")
+    if isinstance(entry, tuple):
+        return "[" + ", ".join(map(str, entry)) + "]"
+    if entry is Ellipsis:
+        return "..."
+    return str(entry)
+
+
+def _freeze_entry(entry):
+    if isinstance(entry, slice):
+        return ("slice", entry.start, entry.stop, entry.step)
+    if isinstance(entry, Node):
+        return entry.key()
+    return entry
+
+
+def _normalize_index(index: tuple, shape, node) -> tuple:
+    entries = []
+    for e in index:
+        if isinstance(e, (bool, np.bool_)):
+            raise TypeError("boolean indices are not supported")
+        if isinstance(e, (int, np.integer)):
+            entries.append(int(e))
+        elif isinstance(e, (list, tuple, np.ndarray)):
+            arr = np.asarray(e)
+            if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+                raise TypeError(f"a list index holds integers, one dimension: got {e!r}")
+            entries.append(tuple(int(i) for i in arr))
+        elif isinstance(e, slice) or e is Ellipsis or isinstance(e, Node):  # Node: a pattern's wildcard
+            entries.append(e)
+        else:
+            raise TypeError(f"cannot index with {type(e).__name__}")
+    if shape is None:  # a pattern: kept as written
+        return tuple(entries)
+    if sum(e is Ellipsis for e in entries) > 1:
+        raise IndexError("an index can have only one '...'")
+    if Ellipsis in entries:
+        at = entries.index(Ellipsis)
+        fill = len(shape) - (len(entries) - 1)
+        if fill < 0:
+            raise IndexError(f"{node.sexpr()} of shape {shape} has no index {index}")
+        entries[at:at + 1] = [slice(None)] * fill
+    if len(entries) > len(shape):
+        raise IndexError(f"{node.sexpr()} of shape {shape} has no index {tuple(entries)}")
+    while entries and isinstance(entries[-1], slice) and entries[-1] == slice(None):
+        entries.pop()
+    lists = [e for e in entries if isinstance(e, tuple)]
+    if len(lists) > 1 or (lists and any(isinstance(e, int) for e in entries)):
+        raise IndexError(f"index {tuple(entries)}: a list of positions cannot be combined with another "
+                         "list or an integer in one index; index twice")
+    for e, n in zip(entries, shape):
+        for i in (e if isinstance(e, tuple) else (e,) if isinstance(e, int) else ()):
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of range for a dimension of {n} in {node.sexpr()}")
+    return tuple((e % n if isinstance(e, int) else tuple(i % n for i in e) if isinstance(e, tuple) else e)
+                 for e, n in zip(entries, shape))
+
+
+def _index_shape(index: tuple, shape):
+    if shape is None or any(isinstance(e, Node) for e in index):
+        return None
+    out = []
+    for e, n in zip(index, shape):
+        if isinstance(e, slice):
+            out.append(len(range(*e.indices(n))))
+        elif isinstance(e, tuple):
+            out.append(len(e))
+    return tuple(out) + tuple(shape[len(index):])
 
 
 class Vector(Node):
@@ -247,6 +327,9 @@ class Vector(Node):
 
     def __init__(self, items: Sequence[Node]):
         self.items = tuple(as_node(i) for i in items)
+        if any(i.shape is None for i in self.items):
+            self.shape = None  # a pattern with wildcards
+            return
         inner = _broadcast(*(i.shape for i in self.items)) if self.items else ()
         self.shape = (len(self.items),) + inner
 
@@ -265,26 +348,31 @@ class Vector(Node):
 
 class Op(Node):
     """An operation applied to arguments: a built-in (``add``, ``exp``, ``sum``, ...) or a
-    function made with :func:`define` or :func:`register_function`."""
+    function made with :func:`define` or :func:`register_function`. ``attrs`` are its settings
+    (``axis=-1``, ``p=1``, ``lengths=(3, 3)``): plain values, part of its structure."""
 
-    __slots__ = ("op", "args", "shape")
+    __slots__ = ("op", "args", "shape", "attrs")
 
-    def __init__(self, op: str, *args):
+    def __init__(self, op: str, *args, **attrs):
         if op not in OPS and op not in FUNCTIONS:
             raise ValueError(f"unknown operation {op!r}")
         self.op = op
         self.args = tuple(as_node(a) for a in args)
+        self.attrs = {k: _freeze(v) for k, v in attrs.items()}
         self.shape = self._shape()
 
     def _shape(self):
         shapes = [a.shape for a in self.args]
+        if any(s is None for s in shapes):
+            return None  # a pattern with wildcards
         rule = OPS[self.op].shape if self.op in OPS else FUNCTIONS[self.op].shape
         if rule == "elementwise":
             return _broadcast(*shapes)
         if rule == "reduce":
             if not shapes[0]:
                 raise ValueError(f"{self.op}() of a scalar: {self.args[0].sexpr()}")
-            return shapes[0][:-1]
+            axis = self.attrs.get("axis", -1)
+            return shapes[0][:axis] + (shapes[0][axis + 1:] if axis != -1 else ())
         if rule == "dot":
             return _broadcast(*shapes)[:-1]
         if rule == "matmul":
@@ -293,6 +381,8 @@ class Op(Node):
                 raise ValueError(f"cannot multiply shapes {a} @ {b}")
             return (a[0],) + b[1:]
         if callable(rule):
+            if self.op in OPS:
+                return tuple(rule(shapes, self.attrs))
             return tuple(rule(*shapes))
         raise ValueError(f"unknown shape rule {rule!r}")
 
@@ -300,14 +390,28 @@ class Op(Node):
         return self.args
 
     def with_children(self, children):
-        return Op(self.op, *children)
+        return Op(self.op, *children, **self.attrs)
 
     def key(self):
-        return ("op", self.op) + tuple(a.key() for a in self.args)
+        head = ("op", self.op) + ((tuple(sorted(self.attrs.items())),) if self.attrs else ())
+        return head + tuple(a.key() for a in self.args)
 
     def sexpr(self):
-        return "(" + " ".join([self.op] + [a.sexpr() for a in self.args]) + ")"
+        attrs = [f":{k} {v}" for k, v in self.attrs.items()]
+        return "(" + " ".join([self.op] + [a.sexpr() for a in self.args] + attrs) + ")"
 
+
+def _freeze(value):
+    """Attribute values as hashable plain values: lists and arrays become tuples."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
 
 
 # ---- constructors ----------------------------------------------------------------------------
@@ -332,8 +436,84 @@ def tanh(a): return Op("tanh", a)
 def relu(a): return Op("relu", a)
 def abs_(a): return Op("abs", a)
 def square(a): return Op("square", a)
-def sum_(a): return Op("sum", a)
-def mean(a): return Op("mean", a)
+def sum_(a, axis=None):
+    """Sum over ``axis`` (default: the last). A list sums its items (over ``axis``, default the
+    list's own axis): ``sum_([w1 * d1, w2 * d2], axis=0)``."""
+    return _reduction("sum", a, axis)
+
+
+def mean(a, axis=None):
+    """Mean over ``axis`` (default: the last); a list as in :func:`sum_`."""
+    return _reduction("mean", a, axis)
+
+
+def prod(a, axis=None):
+    """Product over ``axis`` (default: the last); a list as in :func:`sum_`."""
+    return _reduction("prod", a, axis)
+
+
+def _reduction(op, a, axis):
+    if isinstance(a, (list, tuple)) and any(isinstance(i, Node) for i in a):
+        a = stack(a, 0 if axis is None else axis)
+        axis = 0 if axis is None else axis
+    a = as_node(a)
+    if axis is None:
+        return Op(op, a)
+    axis = normalize_axis(axis, len(a.shape))
+    return Op(op, a) if axis == -1 else Op(op, a, axis=axis)
+
+
+def stack(items, axis=0):
+    """Items of one shape stacked on a new ``axis``; on axis 0 that is a :class:`Vector`."""
+    items = [as_node(i) for i in items]
+    if not items:
+        raise ValueError("stack() of no items")
+    inner = _broadcast(*(i.shape for i in items))
+    axis = normalize_axis(axis, len(inner) + 1)
+    if axis == -len(inner) - 1:
+        return Vector(items)
+    return Op("stack", *items, axis=axis)
+
+
+def concatenate(items, axis=0):
+    """Arrays joined along an existing ``axis``."""
+    items = [as_node(i) for i in items]
+    if not items:
+        raise ValueError("concatenate() of no items")
+    axis = normalize_axis(axis, len(items[0].shape))
+    return items[0] if len(items) == 1 else Op("concat", *items, axis=axis)
+
+
+def reshape(a, shape):
+    a = as_node(a)
+    shape = tuple(int(s) for s in ((shape,) if isinstance(shape, int) else shape))
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        shape = tuple(math.prod(a.shape) // known if s == -1 else s for s in shape)
+    return a if shape == a.shape else Op("reshape", a, shape=shape)
+
+
+def broadcast_to(a, shape):
+    a = as_node(a)
+    shape = tuple(int(s) for s in shape)
+    return a if shape == a.shape else Op("broadcast_to", a, shape=shape)
+
+
+def moveaxis(a, source, destination):
+    a = as_node(a)
+    n = len(a.shape)
+    source, destination = normalize_axis(source, n), normalize_axis(destination, n)
+    return a if source == destination else Op("moveaxis", a, source=source, destination=destination)
+
+
+def cdist(x1, x2, p=2):
+    """Distances between the rows of two (..., points, features) arrays: Euclidean (``p=2``) or
+    L1 (``p=1``), as ``scipy.spatial.distance.cdist`` and ``torch.cdist``."""
+    if p not in (1, 2):
+        raise ValueError("cdist supports p=2 (Euclidean) and p=1 (L1)")
+    return Op("cdist", x1, x2, p=p)
+
+
 def dot(a, b): return Op("dot", a, b)
 def matmul(a, b): return Op("matmul", a, b)
 def ne(a, b): return Op("ne", a, b)

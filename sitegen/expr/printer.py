@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from sitegen.expr.functions import Function
-from sitegen.expr.nodes import SERVICES, Const, Index, Node, Op, Param, Ref, Var, Vector
+from sitegen.expr.nodes import SERVICES, index_entry_text, Const, Index, Node, Op, Param, Ref, Var, Vector
 from sitegen.expr.ops import FUNCTIONS, OPS, P_ADD, P_ATOM, P_MUL, P_NEG, P_POW
 from sitegen.expr.placeholder import PLACEHOLDER, format_number, placeholder
 from sitegen.expr.placeholder import template_placeholders
@@ -21,6 +21,28 @@ from sitegen.expr.program import Comment, Program
 from sitegen.expr.rewrite import iter_nodes
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def index_text(index: tuple) -> str:
+    """``..., [0, 2]`` for (:, [0, 2]): leading whole axes shown as numpy's ``...``."""
+    lead = 0
+    while lead < len(index) and isinstance(index[lead], slice) and index[lead] == slice(None):
+        lead += 1
+    entries = (["..."] if lead else []) + [index_entry_text(e) for e in index[lead:]]
+    return ", ".join(entries)
+
+
+def attribute_texts(n: Op) -> list[str]:
+    """An operation's settings as keyword arguments, axes counted from the start as people write them."""
+    out = []
+    for key, value in n.attrs.items():
+        if key == "p" and value == 2 and n.op in ("cdist", "cdist_multi"):
+            continue
+        if key in ("axis", "source", "destination") and isinstance(value, int) and value < 0:
+            rank = len(n.args[0].shape) if n.op in ("sum", "mean", "prod", "moveaxis") else len(n.shape)
+            value = value + rank
+        out.append(f"{key}={value!r}" if not isinstance(value, tuple) else f"{key}={list(value)!r}")
+    return out
 
 
 def placeholders(tree: Node | Program, **options) -> list[str]:
@@ -96,9 +118,15 @@ class _Printer:
         if isinstance(n, Ref):
             return n.name
         if isinstance(n, Index):
-            if isinstance(n.node, Var) and len(n.index) == len(n.node.shape):
+            if isinstance(n.node, Var) and n.simple and len(n.index) == len(n.node.shape):
                 return n.node.element_label(n.index)
-            return self.wrap(n.node, P_ATOM) + "[" + ", ".join(map(str, n.index)) + "]"
+            if isinstance(n.node, Param) and all(isinstance(i, int) for i in n.index):
+                # one element (or a row) of a vector parameter: the elements' own placeholders
+                p, rest = n.node, n.node.shape[len(n.index):]
+                first = int(np.ravel_multi_index(n.index + (0,) * len(rest), p.shape))
+                items = [self.flat(p.element(first + i)) for i in range(math.prod(rest))]
+                return self._vector_text(items, rest) if rest else items[0]
+            return self.wrap(n.node, P_ATOM) + "[" + index_text(n.index) + "]"
         if isinstance(n, Vector):
             return "[" + ", ".join(self.flat(i) for i in n.items) + "]"
         if isinstance(n, Op):
@@ -132,7 +160,10 @@ class _Printer:
                 inner = self.flat(n.args[0])
                 return "\u221a" + (inner if self.prec(n.args[0]) >= P_ATOM and not inner.startswith("(")
                                    else "(" + inner + ")")
-            return f"{self._call_name(n.op)}({', '.join(self.flat(a) for a in n.args)})"
+            args = [self.flat(a) for a in n.args]
+            if n.op in ("stack", "concat"):
+                args = ["[" + ", ".join(args) + "]"]
+            return f"{self._call_name(n.op)}({', '.join(args + attribute_texts(n))})"
         if spec.kind == "prefix":
             arg = n.args[0]
             # -(a*b) prints as -a*b (the same value); -(a + b) keeps its parentheses
@@ -183,12 +214,25 @@ class _Printer:
                     lines.extend(sub_lines[1:])
                 lines.append(" " * indent + ")")
                 return lines
+        if isinstance(n, Op) and n.op == "neg" and self.prec(n.args[0]) <= P_NEG:
+            # -(a + b + ...) too long for a line: the sum breaks inside the minus's parentheses
+            inner = self._layout_wrapped(n.args[0], P_NEG + 1, indent, used + 1)
+            if len(inner) > 1:
+                return [self.sym("neg") + inner[0]] + inner[1:]
         if isinstance(n, Op) and (n.op not in OPS or OPS[n.op].kind == "call") and len(n.args) == 1:
             name = self._call_name(n.op)
-            inner = self.layout(n.args[0], indent, used + len(name))
-            if inner[0] == "(":  # the argument brings its own parentheses: share them
-                return [name + "("] + inner[1:]
+            settings = attribute_texts(n)
+            if not settings:
+                inner = self.layout(n.args[0], indent, used + len(name))
+                if inner[0] == "(":  # the argument brings its own parentheses: share them
+                    return [name + "("] + inner[1:]
+                if inner[0] in ("-(", "\u2212(") and len(inner) > 1:  # exp(-(...)): share them too
+                    return [name + "(" + inner[0]] + inner[1:-1] + [inner[-1] + ")"]
             inner = self.layout(n.args[0], indent + 4, len(pad))
+            if settings:
+                return [name + "(", pad + inner[0], *inner[1:-1], inner[-1] + ",",
+                        pad + ", ".join(settings), " " * indent + ")"] if len(inner) > 1 else \
+                    [name + "(", pad + inner[0] + ",", pad + ", ".join(settings), " " * indent + ")"]
             return [name + "(", pad + inner[0], *inner[1:], " " * indent + ")"]
         if isinstance(n, Vector) and len(n.items) > 1:
             lines = ["["]

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from sitegen.expr.evaluate import _Evaluator, evaluate, get_backend
-from sitegen.expr.nodes import Const, Index, Node, Op, Param, Var
+from sitegen.expr.nodes import Const, Index, Node, Op, Param, Var, Vector
 from sitegen.expr.ops import FUNCTIONS
 from sitegen.expr.program import Program
 from sitegen.expr.rewrite import iter_nodes, map_tree
@@ -124,5 +124,8 @@ def _fold(n: Node) -> Node:
         if n.op in ("div", "pow") and _is_const(a[1], 1) and a[0].shape == n.shape: return a[0]
     if isinstance(n, Index) and _is_const(n.node):
         return Const(np.asarray(n.node.value)[n.index])
+    if isinstance(n, Vector) and n.items and all(_is_const(i) for i in n.items):
+        return Const(np.stack([np.broadcast_to(np.asarray(i.value, dtype=np.float64), n.shape[1:])
+                               for i in n.items]))
     return n
 

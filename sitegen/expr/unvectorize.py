@@ -110,6 +110,12 @@ def _element(node: Node, idx: tuple[int, ...], max_elements: int) -> Node:
         if spec_shape == "elementwise":
             return Op(node.op, *(_element(a, _broadcast_index(idx, a.shape, shape), max_elements)
                                  for a in node.args))
+        if spec_shape in ("reduce", "dot") and node.op not in ("sum", "mean", "dot"):
+            # a reduction we only know by name (norm_l2): keep the call, its argument written out
+            arg_shape = _broadcast(*(a.shape for a in node.args))
+            return Op(node.op, *(Vector([_element(a, _broadcast_index(idx + (j,), a.shape, arg_shape),
+                                                  max_elements) for j in range(arg_shape[-1])])
+                                 for a in node.args))
         if spec_shape in ("reduce", "dot"):
             arg_shape = _broadcast(*(a.shape for a in node.args))
             n = arg_shape[-1]
