@@ -332,3 +332,66 @@ def test_a_long_negated_sum_inside_a_call_wraps_within_the_width():
     flat_text = " ".join(line.strip() for line in lines)[len("k = "):]
     one_line = E.to_template(E.unvectorize(E.exp(-E.sum_(x / ls))), width=10_000).strip()
     assert flat_text.replace("( ", "(").replace(" )", ")") == one_line
+
+
+# ---------------------------------------------------------------- rewrites (macros)
+
+def _feature_kernel(n_points=7):
+    """A small kernel written the readable way: one distance per feature (a one-hot choice takes
+    three columns), each over its own lengthscale."""
+    feats = ["log_lr", "log_wd", "optimizer"]
+    columns = {"log_lr": [0], "log_wd": [1], "optimizer": [2, 3, 4]}
+    x1, x2 = E.var("x1", (n_points, 5)), E.var("x2", (n_points, 5))
+    ls = E.param("lengthscale", (3,), feats)
+
+    def distance(f, p):
+        i, cols = feats.index(f), columns[f]
+        return E.cdist(x1[..., cols] / ls[i], x2[..., cols] / ls[i], p=p)
+
+    k = E.param("outputscale") * E.prod([E.matern52(distance("log_lr", 2)), E.matern52(distance("log_wd", 2)),
+                                         E.exp(-distance("optimizer", 1))], axis=0)
+    return k, feats, columns
+
+
+def test_a_rule_shows_a_runnable_distance_as_compare_pseudocode_before_partial_evaluation():
+    k, feats, columns = _feature_kernel()
+    name_of = {tuple(c): f for f, c in columns.items()}
+    X1, X2, C, L, P = E.Wild("X1"), E.Wild("X2"), E.Wild("cols"), E.Wild("L"), E.Wild("p")
+    compare = E.Rule(E.cdist(X1[..., C] / L, X2[..., C] / L, p=P),
+                     lambda cols, L, node, **_: E.pseudocode("compare", name_of[cols], shape=node.shape) / L)
+    shown = E.partial(E.rewrite(k, compare), params={"outputscale": 2.0})
+    text = E.to_template(shown, definitions=False)
+    assert "matern52(compare('log_lr') / ⟦lengthscale[log_lr]⟧)" in text
+    assert "exp(-compare('optimizer') / ⟦lengthscale[optimizer]⟧)" in text
+    assert text.startswith("(\n    2\n    * prod(")
+    assert E.placeholders(shown) == [f"lengthscale[{f}]" for f in feats]
+    with pytest.raises(ValueError, match="compare"):
+        E.evaluate(shown, inputs={"x1": np.zeros((7, 5)), "x2": np.zeros((7, 5))})
+    # the runnable tree still computes the kernel
+    rng = np.random.default_rng(1)
+    X1v, X2v, lsv = rng.normal(size=(7, 5)), rng.normal(size=(7, 5)), np.array([0.5, 2.0, 1.5])
+    from scipy.spatial.distance import cdist
+
+    def m52(r):
+        return (1 + 5 ** 0.5 * r + 5 / 3 * r ** 2) * np.exp(-(5 ** 0.5) * r)
+
+    expected = 3.0 * m52(cdist(X1v[:, [0]], X2v[:, [0]]) / 0.5) * m52(cdist(X1v[:, [1]], X2v[:, [1]]) / 2.0) \
+        * np.exp(-cdist(X1v[:, 2:], X2v[:, 2:], "cityblock") / 1.5)
+    got = E.evaluate(k, {"lengthscale": lsv, "outputscale": 3.0}, {"x1": X1v, "x2": X2v})
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_rule_with_a_tree_replacement_binds_a_repeated_wildcard_to_equal_subtrees():
+    X = E.Wild("X")
+    double = E.Rule(X + X, E.const(2.0) * X)
+    a, b = E.var("a"), E.var("b")
+    assert flat(E.rewrite(E.exp(a + a) + (a + b), double)) == "exp(2 * a) + a + b"
+    assert E.match(X + X, a + b) is None
+    assert E.match(X + X, (a * b) + (a * b))["X"].key() == (a * b).key()
+    only_vars = E.Rule(E.Wild("V", test=lambda n: isinstance(n, E.Var)) * 1, E.Wild("V"))
+    assert flat(E.rewrite(a * 1 + E.exp(a) * 1, only_vars)) == "a + exp(a) * 1"
+    program = E.Program([("s", a + a), ("t", E.Ref("s") * b)])
+    assert E.to_template(E.rewrite(program, double)).splitlines() == ["s = 2 * a", "t = s * b"]
+    with pytest.raises(ValueError, match="keeps the shape"):
+        E.rewrite(E.var("v", (3,)) + E.var("v", (3,)), E.Rule(X + X, lambda X: E.const(0.0)))
+    assert E.map_tree(a + b, lambda n: E.var("c") if n.key() == b.key() else n).sexpr() == "(add a c)"

@@ -23,9 +23,10 @@ The package, one concern per module (each imports only those above it):
 ``placeholder``     the text of placeholders and numbers
 ``nodes``           the node classes and their one-line constructors
 ``functions``       named functions (``define``, ``register_function``), Matérn 5/2
-``rewrite``         walking and rebuilding trees (``map_tree``)
+``rewrite``         walking and rewriting trees: ``map_tree``, pattern rules, pseudocode
 ``program``         Programs of named definitions, ``let``
-``evaluate``        numpy / torch / JAX evaluation
+``backends``        numpy / torch / JAX array functions and batched kernels
+``evaluate``        evaluation of a tree with one of the backends
 ``transforms``      ``constrain``, ``partial``, ``tracer_transforms``
 ``unvectorize``     vector arithmetic written out element by element
 ``printer``         templates
@@ -38,15 +39,15 @@ from __future__ import annotations
 from sitegen.expr.evaluate import evaluate, get_backend
 from sitegen.expr.functions import Function, call, define, matern52, register_function
 from sitegen.expr.nodes import (
-    Const, Index, Node, Op, Param, Ref, Var, Vector, abs_, add, as_node, const, div, dot, exp,
-    log, matmul, mean, mul, ne, neg, param, pow, relu, sigmoid, softplus, sqrt, square, sub,
-    sum_, tanh, var,
+    Const, Index, Node, Op, Param, Ref, Var, Vector, abs_, add, as_node, broadcast_to, cdist,
+    concatenate, const, div, dot, exp, log, matmul, mean, moveaxis, mul, ne, neg, param, pow, prod,
+    relu, reshape, sigmoid, softplus, sqrt, square, stack, sub, sum_, tanh, var,
 )
 from sitegen.expr.ops import FUNCTIONS, OPS, OpSpec
 from sitegen.expr.placeholder import CLOSE, OPEN, placeholder, template_placeholders
 from sitegen.expr.printer import placeholders, to_template, write_template
 from sitegen.expr.program import Assign, Comment, Program, let
-from sitegen.expr.rewrite import iter_nodes, map_tree
+from sitegen.expr.rewrite import Rule, Wild, iter_nodes, map_tree, match, pseudocode, rewrite
 from sitegen.expr.transforms import constrain, partial, tracer_transforms
 from sitegen.expr.unvectorize import unvectorize
 
@@ -58,5 +59,6 @@ __all__ = [
     "relu", "abs_", "square", "sum_", "mean", "dot", "matmul", "ne", "matern52",
     "evaluate", "constrain", "partial", "unvectorize", "let", "tracer_transforms",
     "to_template", "placeholders", "template_placeholders", "write_template", "placeholder",
-    "map_tree", "iter_nodes", "get_backend", "as_node", "FUNCTIONS", "OPS", "OpSpec", "OPEN", "CLOSE",
+    "prod", "stack", "concatenate", "reshape", "broadcast_to", "moveaxis", "cdist",
+    "map_tree", "iter_nodes", "Wild", "Rule", "match", "rewrite", "pseudocode", "get_backend", "as_node", "FUNCTIONS", "OPS", "OpSpec", "OPEN", "CLOSE",
 ]

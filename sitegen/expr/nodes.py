@@ -407,6 +407,8 @@ def _freeze(value):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
+    if isinstance(value, Node):
+        return value
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):
@@ -509,7 +511,7 @@ def moveaxis(a, source, destination):
 def cdist(x1, x2, p=2):
     """Distances between the rows of two (..., points, features) arrays: Euclidean (``p=2``) or
     L1 (``p=1``), as ``scipy.spatial.distance.cdist`` and ``torch.cdist``."""
-    if p not in (1, 2):
+    if p not in (1, 2) and not isinstance(p, Node):  # a Node: a pattern's wildcard
         raise ValueError("cdist supports p=2 (Euclidean) and p=1 (L1)")
     return Op("cdist", x1, x2, p=p)
 
