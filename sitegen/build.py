@@ -177,6 +177,8 @@ class Builder:
         self._scanned = False                  # a build in this process has checked every post
         self._post_paths: list[Path] | None = None
         self._resolved: dict[str, str] = {}
+        self._swept = False                    # leftovers of a killed in-place write removed
+        self._cached_out: str | None = None    # the output folder the cache on disk was written for
 
     # -- cache ------------------------------------------------------------------------------------
     @property
@@ -188,11 +190,15 @@ class Builder:
             return
         self.cache_loaded = True
         self.cache = {"version": _code_version(), "posts": {}, "parsed": {}, "pages": {}}
-        if not self.use_cache or not self.cache_path.exists():
+        if not self.cache_path.exists():
+            return
+        if not self.use_cache:
+            self._cached_out = _peek_out_dir(self.cache_path)
             return
         try:
             with open(self.cache_path, "rb") as f:
                 cached = pickle.load(f)
+            self._cached_out = cached.get("out_dir")  # whatever the version: it says where we wrote
             if cached.get("version") == self.cache["version"]:
                 self.cache = cached
         except Exception:
@@ -232,9 +238,8 @@ class Builder:
         try:
             config = load_config(self.root)
         except SiteError as exc:
-            raise BuildError([exc.problem]) from None
-        out_dir = Path(self._out_arg) if self._out_arg else self.root / config.output
-        out_dir = out_dir if out_dir.is_absolute() else (Path.cwd() / out_dir)
+            raise BuildError(getattr(exc, "problems", [exc.problem])) from None
+        out_dir = self._output(config, report)
 
         posts = self._load_posts(report)
         self._check_found(posts, report)
@@ -263,6 +268,29 @@ class Builder:
         self.last_result = result
         self.last_posts = posts
         return result
+
+    def _output(self, config, report: Report) -> Path:
+        """The output folder, symlinks resolved, after :func:`sitegen.output.check` agreed to it."""
+        from sitegen import output
+        from sitegen.config import CONFIG_NAME, line_of
+
+        if self._out_arg is not None:
+            shown, where = str(self._out_arg), ("--out", None)
+            given = Path(self._out_arg)
+            given = given if given.is_absolute() else Path.cwd() / given
+        else:
+            shown, where = config.output, (CONFIG_NAME, line_of(self.root / CONFIG_NAME, "output"))
+            given = self.root / config.output
+        owned = [self._cached_out, self.cache.get("out_dir"), str(self.root / CACHE_NAME)]
+        problems = output.check(self.root, given, where, shown, owned)
+        report.extend(problems)
+        out_dir = Path(os.path.realpath(given)) if shown.strip() and "\x00" not in shown else self.root / "_site"
+        if self.cache.get("pages") and (self.cache.get("out_dir") != str(out_dir)
+                                        or output.read_marker(out_dir).get("build") != self.cache.get("build_id")):
+            # The folder is not what this cache wrote last (a build killed after its switch, another
+            # version, a hand edit): reuse nothing from it.
+            self.cache["pages"] = {}
+        return out_dir
 
     # -- stage 1: load ------------------------------------------------------------------------------
     def _load_posts(self, report: Report) -> list[Post]:
@@ -450,20 +478,29 @@ class Builder:
 
     # -- stage 5: write ------------------------------------------------------------------------------
     def _write(self, pages: dict[str, PageOut], out_dir: Path, in_place: bool):
-        """Write the site. A first build goes into a fresh folder swapped in at the end; a rebuild
-        stages every changed file under a temporary name first and renames them all at the end,
-        so an interrupted write also leaves the previous site intact."""
+        """Write the site: into a fresh folder swapped in whole at the end (``sitegen build``; see
+        :mod:`sitegen.output`), or in place, each changed file staged and renamed (the preview)."""
+        import secrets
+
         old_pages = self.cache.get("pages", {})
-        known_output = self.cache.get("out_dir") == str(out_dir) and out_dir.is_dir() and old_pages
-        if in_place or known_output:
-            written, removed = self._write_staged(pages, out_dir, old_pages)
+        build_id = secrets.token_hex(8)
+        if in_place:
+            written, removed = self._write_staged(pages, out_dir, old_pages, build_id)
         else:
-            written, removed = self._write_swap(pages, out_dir, old_pages)
+            written, removed = self._write_swap(pages, out_dir, old_pages, build_id)
         self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
         self.cache["out_dir"] = str(out_dir)
+        self.cache["build_id"] = build_id
         return written, removed
 
-    def _write_staged(self, pages, out_dir: Path, old_pages):
+    def _write_staged(self, pages, out_dir: Path, old_pages, build_id: str):
+        from sitegen import output
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not self._swept:
+            output.sweep_staged(out_dir)  # what a killed write left half-staged
+            self._swept = True
+        marker = out_dir / output.MARKER
         staged: list[tuple[Path, Path]] = []
         try:
             trusted = self._hint is not None  # the previous build wrote them; nothing else touches them
@@ -483,6 +520,8 @@ class Builder:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
             raise
+        # Half renamed, the folder matches no build: a marker naming none says so to the next one.
+        _replace_bytes(marker, output.marker_bytes("in-progress"))
         for tmp, dest in staged:
             os.replace(tmp, dest)
         removed = []
@@ -509,36 +548,44 @@ class Builder:
                 (out_dir / rel).unlink(missing_ok=True)
         if unlinked:
             _prune_empty_dirs(out_dir)
+        _replace_bytes(marker, output.marker_bytes(build_id))
         return [str(dest.relative_to(out_dir)) for _, dest in staged], sorted(removed)
 
-    def _write_swap(self, pages, out_dir: Path, old_pages):
-        tmp_dir = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir)
-        tmp_dir.mkdir(parents=True)
+    def _write_swap(self, pages, out_dir: Path, old_pages, build_id: str):
+        from sitegen import output
+
+        output.recover(out_dir)
+        output.sweep(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        new = output.temp_name(out_dir, "new")
+        new.mkdir()
         written = []
         try:
-            made_dirs = set()
+            made_dirs = {new}
             for rel, page in pages.items():
-                dest = tmp_dir / rel
+                dest = new / rel
                 if dest.parent not in made_dirs:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     made_dirs.add(dest.parent)
                 if page.data is None:
-                    os.link(out_dir / rel, dest)
+                    output.link_or_copy(out_dir / rel, dest)
                     continue
                 dest.write_bytes(page.data)
                 written.append(rel)
+            (new / output.MARKER).write_bytes(output.marker_bytes(build_id))  # last: the tree is complete
         except BaseException:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+            shutil.rmtree(new, ignore_errors=True)
             raise
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            os.rename(out_dir, old)
-        os.rename(tmp_dir, out_dir)
-        if old.exists():
-            _remove_in_background(old)
+        old = output.switch(new, out_dir)
+        if old is not None:
+            output.remove_later(old)
         return written, sorted(set(old_pages) - set(pages))
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _ignore_interrupt() -> None:
@@ -550,16 +597,12 @@ def _ignore_interrupt() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _remove_in_background(path: Path) -> None:
-    """Delete the replaced site without making the user wait: unlinking thousands of files can take
-    seconds on a busy disk, and the new site is already in place."""
-    if sys.platform != "win32" and shutil.which("rm"):
-        import subprocess
-
-        subprocess.Popen(["rm", "-rf", "--", str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+def _peek_out_dir(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f).get("out_dir")
+    except Exception:
+        return None
 
 
 def _prune_empty_dirs(root: Path) -> None:

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 
-def _print_problems(problems, stream=sys.stderr) -> None:
+def _print_problems(problems, stream=None) -> None:
     for p in problems:
-        print(str(p), file=stream)
+        print(str(p), file=stream or sys.stderr)
 
 
 def cmd_build(args) -> int:

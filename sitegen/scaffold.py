@@ -78,7 +78,7 @@ def init_site(target: Path, with_templates: bool = False) -> int:
     (target / "content" / "hello.md").write_text(FIRST_POST.format(today=dt.date.today().isoformat()))
     (target / "netlify.toml").write_text(NETLIFY)
     (target / "requirements.txt").write_text(REQUIREMENTS)
-    (target / ".gitignore").write_text("_site/\n.sitegen-cache/\n.venv/\ndata/*.parts/\n")
+    (target / ".gitignore").write_text("_site/\n._site.sitegen-*/\n.sitegen-cache/\n.venv/\ndata/*.parts/\n")
     if with_templates:
         shutil.copytree(PACKAGE_DIR / "templates", target / "templates")
     print(f"created a site in {target}/: run `sitegen serve {target}` to preview it, `sitegen build {target}` to build it")

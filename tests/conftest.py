@@ -1,6 +1,9 @@
 """Shared helpers: write a small site into a temporary folder and build it."""
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -10,6 +13,50 @@ from sitegen.build import Builder
 from sitegen.errors import BuildError
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+#: the folders a build works in beside its output (the new site, the replaced one being deleted;
+#: and the names older versions used)
+BUILD_TEMP = re.compile(r"^\..+\.(?:sitegen-(?:new|old)-\d+-\d+|building-\d+|old-\d+)$")
+
+
+def snapshot_tree(root, exclude=(), temp=BUILD_TEMP) -> dict[str, tuple]:
+    """Every file, folder and symlink under ``root`` (but not under the ``exclude`` paths, nor the
+    build's own temporary folders beside its output, ``temp``) with its content hash, so a test can
+    assert that a build changed nothing outside its output (see :func:`assert_untouched`)."""
+    root = Path(root)
+    skip = {os.path.realpath(p) for p in exclude}
+    found: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        keep = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if (os.path.realpath(full) in skip and not os.path.islink(full)) or (temp and temp.match(d)):
+                continue
+            rel = os.path.relpath(full, root)
+            if os.path.islink(full):
+                found[rel] = ("link", os.readlink(full))
+            else:
+                found[rel] = ("dir",)
+                keep.append(d)
+        dirnames[:] = keep
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            if os.path.islink(full):
+                found[rel] = ("link", os.readlink(full))
+            elif os.path.realpath(full) not in skip:
+                with open(full, "rb") as f:
+                    found[rel] = ("file", hashlib.sha256(f.read()).hexdigest())
+    return found
+
+
+def assert_untouched(before: dict, after: dict) -> None:
+    """A readable failure naming what a build added, removed or changed outside its output."""
+    added = sorted(set(after) - set(before))
+    lost = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (added or lost or changed), f"outside the output: added {added}, lost {lost}, changed {changed}"
 
 
 class Site:
@@ -27,8 +74,16 @@ class Site:
         return self.write(f"content/{name}", text)
 
     def build(self, **kwargs):
+        """Build, checking that no file outside the output (and the build cache) changed."""
         kwargs.setdefault("use_cache", False)
-        return Builder(self.root, **kwargs).build()
+        builder = Builder(self.root, **kwargs)
+        out = kwargs.get("out") or self.out
+        exclude = [out, self.root / ".sitegen-cache"]
+        before = snapshot_tree(self.root, exclude)
+        try:
+            return builder.build()
+        finally:
+            assert_untouched(before, snapshot_tree(self.root, exclude))
 
     def build_errors(self, **kwargs) -> list[str]:
         """Build expecting failure; returns every problem as 'path:line: message'."""
