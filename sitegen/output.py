@@ -30,7 +30,7 @@ from sitegen.errors import Problem
 #: written into every output folder; its presence is what lets a build replace the folder
 MARKER = ".sitegen-output"
 #: the site's own folders, never an output nor inside one
-SOURCES = ("content", "data", "templates", "static", "experiments", ".git")
+SOURCES = ("content", "data", "templates", "static", "public", "experiments", ".git")
 #: our temporary folders beside the output: ``.<name>.sitegen-new-<pid>-<n>`` / ``-old-``; and the
 #: names older versions used (``.<name>.building-<pid>``, ``.<name>.old-<pid>``)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:sitegen-(?P<kind>new|old)-(?P<pid>\d+)-\d+|"

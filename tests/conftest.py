@@ -100,3 +100,13 @@ def site(tmp_path) -> Site:
     s = Site(tmp_path / "site")
     s.write("sitegen.toml", 'title = "Test site"\nbase_url = "https://example.org/blog/"\n')
     return s
+
+
+@pytest.fixture
+def tree():
+    """The helpers above for a test module (``from conftest import`` is ambiguous beside
+    tests/browser/conftest.py): ``tree.snapshot(root, exclude=[out])``, ``tree.assert_untouched(a, b)``,
+    ``tree.TEMP``."""
+    import types
+
+    return types.SimpleNamespace(snapshot=snapshot_tree, assert_untouched=assert_untouched, TEMP=BUILD_TEMP)

@@ -9,11 +9,10 @@ import sys
 
 import pytest
 
-from conftest import REPO
 from sitegen import output
 from sitegen.build import Builder
 
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "bench"))
 import kill_build  # noqa: E402  (the harness is also a benchmark script)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

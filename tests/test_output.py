@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from conftest import BUILD_TEMP, assert_untouched, snapshot_tree
 from sitegen.build import Builder
 from sitegen.cli import main
 from sitegen.errors import BuildError
@@ -28,22 +27,22 @@ def _cli(capsys, *args) -> tuple[int, str]:
 
 @pytest.mark.parametrize("output", [".", "", "  ", "content", "data", "templates", "static", "experiments",
                                     "content/sub", "./data/", "..", "/"])
-def test_output_that_would_replace_the_users_files_is_refused(site, capsys, output):
+def test_output_that_would_replace_the_users_files_is_refused(site, capsys, output, tree):
     _with_post(site)
     site.write("sitegen.toml", f'title = "t"\nbase_url = "https://example.org/"\noutput = "{output}"\n')
     parent = site.root.parent
-    before = snapshot_tree(parent)
+    before = tree.snapshot(parent)
     code, text = _cli(capsys, site.root)
     assert code == 1
     assert "Traceback" not in text
     assert "sitegen.toml:3: output" in text or "sitegen.toml:3: the output folder is empty" in text, text
-    assert_untouched(before, snapshot_tree(parent, temp=None))  # no temporary folder left either
+    tree.assert_untouched(before, tree.snapshot(parent, temp=None))  # no temporary folder left either
 
 
 @pytest.mark.parametrize("out", ["content", "data", ".", "..", "/"])
-def test_out_option_is_checked_and_blamed(site, capsys, out):
+def test_out_option_is_checked_and_blamed(site, capsys, out, tree):
     _with_post(site)
-    before = snapshot_tree(site.root.parent)
+    before = tree.snapshot(site.root.parent)
     cwd = os.getcwd()
     os.chdir(site.root)
     try:
@@ -52,7 +51,7 @@ def test_out_option_is_checked_and_blamed(site, capsys, out):
         os.chdir(cwd)
     assert code == 1 and "Traceback" not in text
     assert text.startswith(f"--out: output '{out}' "), text
-    assert_untouched(before, snapshot_tree(site.root.parent, temp=None))
+    tree.assert_untouched(before, tree.snapshot(site.root.parent, temp=None))
 
 
 def test_home_folder_is_refused(site, monkeypatch):
@@ -67,18 +66,18 @@ def test_home_folder_is_refused(site, monkeypatch):
     assert "holds your home folder" in errors[0]
 
 
-def test_sibling_with_user_files_is_refused_not_deleted(site):
+def test_sibling_with_user_files_is_refused_not_deleted(site, tree):
     _with_post(site)
     sibling = site.root.parent / "sibling"
     (sibling / "notes").mkdir(parents=True)
     (sibling / "notes" / "todo.txt").write_text("mine\n")
     site.write("sitegen.toml", 'title = "t"\nbase_url = "https://example.org/"\noutput = "../sibling"\n')
-    before = snapshot_tree(site.root.parent)
+    before = tree.snapshot(site.root.parent)
     errors = site.build_errors()
     assert errors == ["sitegen.toml:3: output '../sibling' already holds files that sitegen did not write "
                       f"(no {MARKER} marker in it); a build replaces its output folder whole. Choose a new or "
                       "empty folder, or move that folder's files away yourself if it is an old build"]
-    assert_untouched(before, snapshot_tree(site.root.parent, temp=None))
+    tree.assert_untouched(before, tree.snapshot(site.root.parent, temp=None))
 
 
 def test_new_empty_and_own_folders_are_accepted(site):
@@ -136,7 +135,7 @@ def test_config_errors_all_at_once_and_blamed_on_the_config(site):
 # ----------------------------------------------------------------------------------------------
 # the switch
 
-def test_rebuild_switches_whole_folders_and_cleans_up(site):
+def test_rebuild_switches_whole_folders_and_cleans_up(site, tree):
     _with_post(site)
     site.build()
     inode = os.stat(site.out / "static").st_ino
@@ -145,9 +144,9 @@ def test_rebuild_switches_whole_folders_and_cleans_up(site):
     assert os.stat(site.out / "static").st_ino != inode  # a new tree, not files renamed into the old
     assert (site.out / "b" / "index.html").is_file()
     deadline = time.monotonic() + 10
-    while [p for p in site.root.iterdir() if BUILD_TEMP.match(p.name)] and time.monotonic() < deadline:
+    while [p for p in site.root.iterdir() if tree.TEMP.match(p.name)] and time.monotonic() < deadline:
         time.sleep(0.05)  # the replaced site is deleted in the background
-    assert not [p for p in site.root.iterdir() if BUILD_TEMP.match(p.name)]
+    assert not [p for p in site.root.iterdir() if tree.TEMP.match(p.name)]
 
 
 def test_unchanged_files_are_shared_with_the_previous_site(site):
