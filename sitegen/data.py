@@ -73,6 +73,15 @@ class Traced:
         return len(self.frame)
 
 
+def _is_log(path: Path) -> bool:
+    """A log folder or file, read by :mod:`sitegen.logs` rather than as a table."""
+    if path.is_dir():
+        return True
+    name = path.name
+    return name.startswith("events.out.tfevents") or name == "trainer_state.json" or \
+        path.suffix.lower() in (".jsonl", ".ndjson")
+
+
 class LiveWaiting(SiteError):
     """A page reads a table whose experiment is running but has written no rows yet (preview only)."""
 
@@ -114,7 +123,7 @@ class Catalog:
         shown = ctx.display(path) if ctx is not None else relpath
         if ctx is not None:
             ctx.depend(path)  # also when missing: creating it later must trigger a rebuild
-        if not path.is_file():
+        if not path.is_file() and not path.is_dir():  # a folder: a log folder (sitegen.logs)
             hint = ""
             folder = path.parent
             if folder.is_dir():
@@ -153,11 +162,11 @@ class Catalog:
         if ctx is not None and not ctx.meta.get("live"):
             self._warn_unfinished(path, shown, line, ctx)
         key = str(path.resolve())
-        stamp = self._stamp(path)
+        stamp = self._log_stamp(path, shown, line, ctx) if _is_log(path) else self._stamp(path)
         hit = self._tables.get(key)
         if hit and hit[0] == stamp:
             return stamp, hit[1], path, shown
-        if stamp[1] > HUGE_BYTES and ctx is not None:
+        if stamp[0] != "log" and stamp[1] > HUGE_BYTES and ctx is not None:
             ctx.warn(line, f"{shown}: large file ({stamp[1] / 2**20:.0f} MiB); reading it may take a while "
                            "and figures drawn from it are downsampled")
         df = self._read(path, shown, line, ctx)
@@ -258,10 +267,35 @@ class Catalog:
             return None
         return ctx.meta.get("runs", {}).get(str(ctx.resolve((relpath or "").strip()).resolve()))
 
+    def _log_stamp(self, path: Path, shown: str, line, ctx) -> tuple:
+        """A log folder or file changes when any file its reader reads changes; the page depends on each."""
+        from sitegen import logs
+
+        try:
+            found = logs.files(path)
+        except logs.LogError as exc:
+            raise self._fail(ctx, line, exc.problem.path, exc.problem.message) from None
+        stamps = []
+        for f in found:
+            if ctx is not None:
+                ctx.depend(f)
+            try:
+                stamps.append((str(f), *self._stamp(f)))
+            except OSError:
+                continue
+        return ("log", tuple(stamps))
+
     def _read(self, path: Path, shown: str, line, ctx) -> "pd.DataFrame":
         import pandas as pd
 
         self.reads += 1
+        if _is_log(path):
+            from sitegen import logs
+
+            try:
+                return logs.read(path, shown=shown)
+            except logs.LogError as exc:
+                raise self._fail(ctx, line, exc.problem.path, exc.problem.message) from None
         suffix = path.suffix.lower()
         try:
             if suffix == ".parquet":

@@ -57,6 +57,24 @@ def apply_where(df, text: str, key: str = "where"):
     return df
 
 
+def scalar_tag(df, name: str):
+    """``:y: loss`` on a long table (a log read by :mod:`sitegen.logs`, a traced table): when
+    ``name`` is not a column but a ``param`` value, keep that param's rows and draw ``value``.
+    Returns ``(rows, y column, y label or None)``."""
+    if not name or name in df.columns or "param" not in df.columns or "value" not in df.columns:
+        return df, name, None
+    from sitegen.data import _as_labels
+
+    labels = _as_labels(df["param"])
+    match = (labels == name).to_numpy()
+    if not match.any():
+        tags = list(dict.fromkeys(labels))
+        near = closest(name, tags)
+        raise OptionError("y", f":y: no column or param (tag) '{name}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                               + f" (tags: {', '.join(tags[:12])}{', ...' if len(tags) > 12 else ''})")
+    return df[match], "value", name
+
+
 def _column(df, name: str, key: str, numeric: bool = True) -> str:
     import pandas as pd
 
@@ -102,6 +120,7 @@ class Chart(Directive):
                 if len(df) == 0:
                     raise OptionError("where", ":where: leaves no rows")
             y_name = (o.get("y") or ("value" if "value" in df.columns else "")).strip()
+            df, y_name, y_label = scalar_tag(df, y_name)
             if not y_name:
                 raise OptionError("y", ":y: names the column for the vertical axis (e.g. :y: test_loss)")
             y = _column(df, y_name, "y")
@@ -121,7 +140,7 @@ class Chart(Directive):
             band = _band(band_text)
             spec = lines.ChartSpec(
                 logx=logx, logy=logy,
-                xlabel=o.get("xlabel", x), ylabel=o.get("ylabel", y),
+                xlabel=o.get("xlabel", x), ylabel=o.get("ylabel", y_label or y),
                 xlim=_lim(o, "xlim"), ylim=_lim(o, "ylim"),
                 height=page.integer(call, "height", 320, lo=120, hi=1200),
                 markers=page.flag(call, "markers"),
