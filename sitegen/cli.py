@@ -74,6 +74,8 @@ def cmd_data(args) -> int:
     from sitegen import provenance
 
     root = Path(args.site)
+    if args.action == "import":
+        return cmd_data_import(root, args)
     if args.action == "run":
         if not args.name:
             print("sitegen data run NAME: name the experiment to run (see `sitegen data`)", file=sys.stderr)
@@ -86,6 +88,27 @@ def cmd_data(args) -> int:
         return 0
     for t in tables:
         print(provenance.describe(t))
+    return 0
+
+
+def cmd_data_import(root: Path, args) -> int:
+    from sitegen.errors import SiteError
+    from sitegen.logs.importer import import_log
+
+    if not args.name or not args.table:
+        print("sitegen data import SOURCE NAME: name the log (a folder or file) and the table to write, "
+              "e.g. `sitegen data import runs/ my_runs`", file=sys.stderr)
+        return 2
+    try:
+        table = import_log(root, args.name, args.table, reader=args.reader,
+                           experiment=args.experiment, run=args.run)
+    except SiteError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(table)
+    print(f"wrote {table} ({meta.num_rows:,} rows) and {table.with_name(table.stem + '.provenance.json').name}")
     return 0
 
 
@@ -118,9 +141,15 @@ def main(argv=None) -> int:
     p.add_argument("--templates", action="store_true", help="copy the default templates to override them")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("data", help="list traced tables and their provenance, or regenerate one")
-    p.add_argument("action", nargs="?", choices=["list", "run"], default="list")
-    p.add_argument("name", nargs="?")
+    p = sub.add_parser("data", help="list traced tables and their provenance, regenerate one, or import a log")
+    p.add_argument("action", nargs="?", choices=["list", "run", "import"], default="list")
+    p.add_argument("name", nargs="?", help="run: the experiment; import: the log folder or file (SOURCE)")
+    p.add_argument("table", nargs="?", metavar="NAME", help="import: the table to write, data/NAME.parquet")
+    p.add_argument("--reader", choices=["tensorboard", "lightning", "hf-trainer", "mlflow", "jsonl"],
+                   help="import: which reader (default: found from the files)")
+    p.add_argument("--experiment", help="import: the experiment label, or a pattern over the folders below "
+                                        "SOURCE ({0} the first, {-1} the last, {path} all)")
+    p.add_argument("--run", help="import: the run label, or a pattern as for --experiment")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "full"])
     p.add_argument("--device", default="auto")
     p.add_argument("--live", action="store_true",

@@ -47,10 +47,19 @@ class TableInfo:
     reason: str | None = None              # why stale (or why the record is unreadable)
     command: str | None = None
     results: dict = field(default_factory=dict)
+    source: str | None = None              # for a table imported from a log (sitegen data import)
+    reader: str | None = None              # the reader and its version, for an imported table
 
     @property
     def has_provenance(self) -> bool:
-        return self.script is not None
+        return self.script is not None or self.source is not None
+
+    @property
+    def refresh(self) -> str:
+        """The command that makes this table again."""
+        if self.source is not None:
+            return self.command or f"sitegen data import {self.source} {self.name}"
+        return f"sitegen data run {self.name} --preset {self.preset or 'small'}"
 
 
 def _sha256(path: Path) -> str:
@@ -76,6 +85,8 @@ def read_sidecar(sidecar: Path, root: Path) -> TableInfo:
         info.stale = True
         info.reason = f"unreadable provenance record ({exc}); run the experiment again to rewrite it"
         return info
+    if "import" in record and "script" not in record:
+        return _imported(info, record, sidecar, root)
     info.script = str(record.get("script") or f"experiments/{name}.py")
     info.preset = record.get("preset")
     info.device = record.get("device")
@@ -93,6 +104,23 @@ def read_sidecar(sidecar: Path, root: Path) -> TableInfo:
     elif record.get("script_sha256") != _sha256(script):
         info.stale = True
         info.reason = f"{info.script} changed since these tables were made ({info.created or 'unknown time'})"
+    return info
+
+
+def _imported(info: TableInfo, record: dict, sidecar: Path, root: Path) -> TableInfo:
+    """A table `sitegen data import` made from a log: stale when the log's files changed."""
+    from sitegen.logs.importer import staleness
+
+    details = record.get("import") if isinstance(record.get("import"), dict) else {}
+    info.source = str(details.get("source") or "?")
+    info.reader = str(details.get("reader_version") or details.get("reader") or "?")
+    info.created = record.get("created")
+    info.command = record.get("command")
+    info.results = record.get("results") or {}
+    info.outputs = [str(o) for o in record.get("outputs") or []]
+    info.missing_outputs = [o for o in info.outputs if not (sidecar.parent / o).exists()]
+    info.reason = staleness(record, root)
+    info.stale = info.reason is not None
     return info
 
 
@@ -161,7 +189,10 @@ def describe(info: TableInfo) -> str:
     """Two lines for ``sitegen data``: what made it and when, then the files it wrote."""
     if not info.has_provenance and not info.reason:
         return f"{info.path}  (no provenance record: not written by an experiment script)"
-    head = f"{info.name}: {info.script or info.path}"
+    if info.source is not None:
+        head = f"{info.name}: imported from {info.source} by {info.reader}"
+    else:
+        head = f"{info.name}: {info.script or info.path}"
     if info.preset or info.device:
         head += f", preset {info.preset or '?'} on {info.device or '?'}"
     if info.created:
@@ -169,7 +200,7 @@ def describe(info: TableInfo) -> str:
     if info.stale:
         head += f"\n  STALE: {info.reason}"
         if info.has_provenance:
-            head += f"; refresh with: sitegen data run {info.name} --preset {info.preset or 'small'}"
+            head += f"; refresh with: {info.refresh}"
     files = ", ".join(info.outputs)
     if info.missing_outputs:
         files += f" (missing: {', '.join(info.missing_outputs)})"
@@ -201,7 +232,7 @@ def stale_warnings(root: Path, used_paths) -> list[Problem]:
         info = made_by.get(path.name)
         if info is None or not info.stale:
             continue
-        rerun = f"sitegen data run {info.name} --preset {info.preset or 'small'}"
+        rerun = info.refresh
         problems.append(Problem(_rel(path, root), None,
                                 f"{info.reason}; rerun it to refresh this data: {rerun}", "warning"))
     return problems

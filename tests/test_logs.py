@@ -238,3 +238,51 @@ def test_lightning_csv_without_a_step_column_is_an_error(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
     with pytest.raises(LogError, match=r"^logs/metrics.csv: no 'step' column \(have: epoch, loss\)"):
         logs.read(tmp_path, shown="logs")
+
+
+# ---------------------------------------------------------------- sitegen data import
+def test_data_import_writes_the_table_and_provenance_and_notices_a_changed_log(tmp_path, monkeypatch, capsys):
+    from sitegen import cli
+
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "logs" / "sweep" / "seed-0.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1.0}\n')
+    assert cli.main(["data", "import", "logs", "losses"]) == 0
+    table = pd.read_parquet(tmp_path / "data" / "losses.parquet")
+    assert table[["experiment", "run", "step", "param", "value"]].astype(str).values.tolist() == [
+        ["sweep", "seed-0", "0", "loss", "2.0"], ["sweep", "seed-0", "1", "loss", "1.0"]]
+    record = json.loads((tmp_path / "data" / "losses.provenance.json").read_text())
+    st = log.stat()
+    assert record["import"]["source"] == "logs" and record["import"]["reader"] == "jsonl"
+    assert record["import"]["files"] == {"logs/sweep/seed-0.jsonl": [st.st_mtime_ns, st.st_size]}
+    assert record["import"]["reader_version"].startswith("sitegen.logs.jsonl (sitegen ")
+    assert record["outputs"] == ["losses.parquet"] and record["command"] == "sitegen data import logs losses"
+    capsys.readouterr()
+    assert cli.main(["data"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("losses: imported from logs by sitegen.logs.jsonl") and "STALE" not in listing
+    with open(log, "a") as f:
+        f.write('{"step": 2, "loss": 0.5}\n')
+    assert cli.main(["data"]) == 0
+    assert ("STALE: logs changed since it was imported (1 changed file(s), e.g. logs/sweep/seed-0.jsonl); "
+            "refresh with: sitegen data import logs losses") in capsys.readouterr().out
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "p.md").write_text("---\ntitle: P\ndate: 2024-01-01\n---\n\n```{chart} data/losses.parquet\n"
+                                                ":y: loss\n```\n")
+    from sitegen.build import Builder
+
+    result = Builder(tmp_path, use_cache=False).build()
+    assert any(w.path == "data/losses.parquet" and w.message.startswith("logs changed since it was imported")
+               and w.message.endswith("sitegen data import logs losses") for w in result.warnings), result.warnings
+
+
+def test_data_import_of_a_bad_log_writes_nothing(tmp_path, monkeypatch, capsys):
+    from sitegen import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.jsonl").write_text('{"step": 0, "loss": 1}\nnot json\n')
+    assert cli.main(["data", "import", "bad.jsonl", "bad"]) == 1
+    assert capsys.readouterr().err.startswith("bad.jsonl:2: not valid JSON")
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+    assert cli.main(["data", "import", "bad.jsonl"]) == 2
