@@ -395,3 +395,230 @@ def test_a_rule_with_a_tree_replacement_binds_a_repeated_wildcard_to_equal_subtr
     with pytest.raises(ValueError, match="keeps the shape"):
         E.rewrite(E.var("v", (3,)) + E.var("v", (3,)), E.Rule(X + X, lambda X: E.const(0.0)))
     assert E.map_tree(a + b, lambda n: E.var("c") if n.key() == b.key() else n).sexpr() == "(add a c)"
+
+
+# ---------------------------------------------------------------- vectorize (vexpr's behaviours)
+
+from scipy.spatial.distance import cdist as scipy_cdist  # noqa: E402
+
+
+def _x(n=10, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(n, d))
+
+
+def _count(tree, op):
+    return sum(1 for n in E.iter_nodes(tree) if isinstance(n, E.Op) and n.op == op)
+
+
+def test_vexpr_readme_example_vectorizes_to_one_multi_distance_and_partially_evaluates():
+    calls = []
+
+    @E.vectorized
+    def f(x1, x2, w1, w2):
+        calls.append(1)
+        return E.sum_([w1 * E.cdist(x1[..., [0, 1, 2]], x2[..., [0, 1, 2]]),
+                       w2 * E.cdist(x1[..., [0, 3, 4]], x2[..., [0, 3, 4]])], axis=0)
+
+    X1, X2 = _x()
+    expected = 0.7 * scipy_cdist(X1[:, [0, 1, 2]], X2[:, [0, 1, 2]]) + 0.3 * scipy_cdist(X1[:, [0, 3, 4]], X2[:, [0, 3, 4]])
+    np.testing.assert_allclose(f(X1, X2, np.array(0.7), np.array(0.3)), expected, rtol=1e-12)
+    assert f.vectorized.sexpr() == (
+        "(sum (mul (reshape (vector w1 w2) :shape (2, 1, 1)) (cdist_multi (index x1 : [0, 1, 2, 0, 3, 4]) "
+        "(index x2 : [0, 1, 2, 0, 3, 4]) :lengths (3, 3) :p 2 :axis -3)) :axis -3)")
+    assert _count(f.tree, "cdist") == 2 and _count(f.vectorized, "cdist") == 0
+    # caching: the function ran once; later calls of the same shapes reuse the vector form
+    vector_form = f.vectorized
+    np.testing.assert_allclose(f(X1, X2, np.array(0.7), np.array(0.3)), expected, rtol=1e-12)
+    assert len(calls) == 1 and f.vectorized is vector_form
+    # partial evaluation: the weights become one constant array, as in vexpr's README
+    inference = E.partial(f.vectorized, inputs={"w1": 0.75, "w2": 0.25})
+    weights = inference.args[0].args[0]
+    assert isinstance(weights, E.Const) and weights.value.tolist() == [[[0.75]], [[0.25]]]
+    np.testing.assert_allclose(E.evaluate(inference, inputs={"x1": X1, "x2": X2}),
+                               0.75 * scipy_cdist(X1[:, [0, 1, 2]], X2[:, [0, 1, 2]])
+                               + 0.25 * scipy_cdist(X1[:, [0, 3, 4]], X2[:, [0, 3, 4]]), rtol=1e-12)
+    # other shapes: traced again, cached beside the first
+    f(X1[:4], X2[:3], np.array(0.7), np.array(0.3))
+    assert len(calls) == 2 and len(f.cache) == 2
+
+
+@pytest.mark.parametrize("how, segment, numpy_fn", [("sum_", "segment_sum", np.sum), ("prod", "segment_prod", np.prod)])
+def test_a_stack_of_reductions_becomes_one_segment_reduction(how, segment, numpy_fn):
+    reduce = getattr(E, how)
+
+    @E.vectorized
+    def f(x1, x2):
+        return E.stack([reduce([x1, x2], axis=0), reduce([x1, x2, x2], axis=0)])
+
+    a, b = np.full((3, 3), 1.5), np.full((3, 3), 2.0)
+    got = f(a, b)
+    np.testing.assert_allclose(got, np.stack([numpy_fn([a, b], axis=0), numpy_fn([a, b, b], axis=0)]))
+    assert f.vectorized.sexpr() == f"({segment} (vector x1 x2 x1 x2 x2) :lengths (2, 3) :axis -3)"
+
+
+def test_stacks_of_scalar_sums_and_selections_vectorize():
+    @E.vectorized
+    def f(a, b, c, d):
+        return E.stack([E.sum_([a, b]), E.sum_([c, d])])
+
+    np.testing.assert_allclose(f(1.0, 2.0, 3.0, 4.0), [3.0, 7.0])
+    assert f.vectorized.op == "segment_sum"
+
+    @E.vectorized
+    def g(x):
+        return E.stack([x[0] + x[1] + x[2], x[2] + x[3] + x[4]])
+
+    x = np.array([10.0, 11.0, 12.0, 13.0, 14.0])
+    np.testing.assert_allclose(g(x), [33.0, 39.0])
+    assert g.vectorized.sexpr() == "(segment_sum (index x [0, 1, 2, 2, 3, 4]) :lengths (3, 3) :axis -1)"
+
+
+def test_vexpr_kernel_test_lengthscales_and_columns_join_into_one_index():
+    @E.vectorized
+    def kernel(x1, x2, scale, lengthscale):
+        return scale * E.sum_([E.cdist(x1[..., idx] / lengthscale[idx], x2[..., idx] / lengthscale[idx])
+                               for idx in ([0, 1, 2], [2, 3, 4])], axis=0)
+
+    X1, X2 = _x(2)
+    ls = np.array([0.7, 0.8, 0.9, 1.0, 1.1])
+    got = kernel(X1, X2, np.array(1.2), ls)
+    expected = 1.2 * sum(scipy_cdist(X1[:, i] / ls[i], X2[:, i] / ls[i]) for i in ([0, 1, 2], [2, 3, 4]))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert kernel.vectorized.sexpr() == (
+        "(mul scale (sum (cdist_multi (div (index x1 : [0, 1, 2, 2, 3, 4]) (index lengthscale [0, 1, 2, 2, 3, 4])) "
+        "(div (index x2 : [0, 1, 2, 2, 3, 4]) (index lengthscale [0, 1, 2, 2, 3, 4])) :lengths (3, 3) :p 2 :axis -3) "
+        ":axis -3))")
+
+
+def test_vexpr_weighted_additive_kernel_computes_the_same_with_fewer_distance_calls():
+    rng = np.random.default_rng(3)
+    X1, X2 = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    beta, dirichlet = np.array([0.9, 0.1]), np.array([0.5, 0.2, 0.3])
+    ls, scale = np.array([0.7, 0.8, 0.9, 1.0, 1.1]), np.array(1.2)
+    groups, joint = [[0], [1], [2]], [0, 1, 2]
+
+    @E.vectorized
+    def kernel(x1, x2, scale, beta_w, dirichlet_w, lengthscale):
+        def sub(idx):
+            return E.cdist(x1[..., idx] / lengthscale[idx], x2[..., idx] / lengthscale[idx])
+        additive = E.sum_(dirichlet_w * E.stack([sub(g) for g in groups], axis=-1), axis=-1)
+        return scale * E.sum_(beta_w * E.stack([additive, sub(joint)], axis=-1), axis=-1)
+
+    def by_hand(x1, x2):
+        d = [scipy_cdist(x1[:, g] / ls[g], x2[:, g] / ls[g]) for g in groups + [joint]]
+        return scale * (beta[0] * sum(w * di for w, di in zip(dirichlet, d[:3])) + beta[1] * d[3])
+
+    np.testing.assert_allclose(kernel(X1, X2, scale, beta, dirichlet, ls), by_hand(X1, X2), rtol=1e-12)
+    assert _count(kernel.tree, "cdist") == 4
+    assert _count(kernel.vectorized, "cdist") + _count(kernel.vectorized, "cdist_multi") == 2
+
+
+def _matern(r):
+    return (1 + 5 ** 0.5 * r + 5 / 3 * r ** 2) * np.exp(-(5 ** 0.5) * r)
+
+
+@pytest.mark.parametrize("scrambled", [False, True])
+def test_branch_grouping_batches_each_kind_of_branch_once(scrambled):
+    idx = [[0, 1], [2, 3], [4, 5], [6, 7]]
+    order = [0, 2, 1, 3] if scrambled else [0, 1, 2, 3]
+
+    @E.vectorized
+    def f(x1, x2):
+        branches = [E.matern52(E.cdist(x1[..., idx[0]], x2[..., idx[0]])),
+                    E.matern52(E.cdist(x1[..., idx[1]], x2[..., idx[1]])),
+                    E.exp(-E.cdist(x1[..., idx[2]], x2[..., idx[2]], p=1)),
+                    E.exp(-E.cdist(x1[..., idx[3]], x2[..., idx[3]], p=1))]
+        return E.stack([branches[i] for i in order])
+
+    X1, X2 = _x(4, 8, seed=5)
+    by_hand = [_matern(scipy_cdist(X1[:, idx[0]], X2[:, idx[0]])), _matern(scipy_cdist(X1[:, idx[1]], X2[:, idx[1]])),
+               np.exp(-scipy_cdist(X1[:, idx[2]], X2[:, idx[2]], "cityblock")),
+               np.exp(-scipy_cdist(X1[:, idx[3]], X2[:, idx[3]], "cityblock"))]
+    np.testing.assert_allclose(f(X1, X2), np.stack([by_hand[i] for i in order]), rtol=1e-12)
+    v = f.vectorized
+    assert _count(v, "cdist") == 0 and _count(v, "cdist_multi") == 2
+    assert _count(v, "matern52") == 1 and _count(v, "exp") == 1
+    if scrambled:
+        assert isinstance(v, E.Index) and v.index == ((0, 2, 1, 3),)
+    else:
+        assert v.op == "concat"
+
+
+def test_concatenated_branches_of_one_function_join():
+    @E.vectorized
+    def f(a, b, c):
+        v = E.stack([a, b, c])
+        return E.concatenate([E.matern52(v), E.matern52(v), E.exp(-v), E.exp(-v)])
+
+    got = f(1.2, 1.3, 1.4)
+    v = np.array([1.2, 1.3, 1.4])
+    np.testing.assert_allclose(got, np.concatenate([_matern(v), _matern(v), np.exp(-v), np.exp(-v)]))
+    assert f.vectorized.sexpr() == "(concat (matern52 (vector a b c a b c)) (exp (neg (vector a b c a b c))) :axis -1)"
+
+
+def test_vectorize_undoes_unvectorize_and_keeps_the_values():
+    x = E.var("x", (6,), [f"f{i}" for i in range(6)])
+    x2 = E.var("x2", (6,))
+    ls = E.param("lengthscale", (6,))
+    written_out = E.unvectorize(E.sqrt(E.sum_(((x - x2) / ls) ** 2)))
+    vector_form = E.vectorize(written_out)
+    assert sum(1 for _ in E.iter_nodes(vector_form)) < sum(1 for _ in E.iter_nodes(written_out)) / 3
+    rng = np.random.default_rng(2)
+    values = dict(params={"lengthscale": rng.uniform(0.5, 2, 6)}, inputs={"x": rng.normal(size=(4, 6)),
+                                                                          "x2": rng.normal(size=(4, 6))})
+    np.testing.assert_allclose(E.evaluate(vector_form, **values), E.evaluate(written_out, **values), rtol=1e-12)
+
+
+def test_a_user_rule_in_the_table_vectorizes_a_function_of_ones_own():
+    calls = []
+    E.register_function("scaled_tanh", ["x"], numpy=lambda x: (calls.append(np.shape(x)), 2 * np.tanh(x))[1])
+    E.register_function("scaled_tanh_block", ["x"], numpy=lambda x: (calls.append(("block", np.shape(x))),
+                                                                       2 * np.tanh(x))[1])
+    E.STACK_RULES["scaled_tanh"] = lambda items, axis, vec: E.call(
+        "scaled_tanh_block", vec(E.stack([i.args[0] for i in items], axis)))
+    try:
+        tree = E.stack([E.call("scaled_tanh", E.var(n)) for n in "abc"])
+        v = E.vectorize(tree)
+        assert v.sexpr() == "(scaled_tanh_block (vector a b c))"
+        np.testing.assert_allclose(E.evaluate(v, inputs={"a": 0.1, "b": 0.2, "c": 0.3}), 2 * np.tanh([0.1, 0.2, 0.3]))
+        assert calls == [("block", (3,))]
+    finally:
+        del E.STACK_RULES["scaled_tanh"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_vectorized_gradients_match_the_tree_as_written(backend):
+    lib = pytest.importorskip(backend)
+
+    @E.vectorized(params=["w", "lengthscale"])
+    def kernel(x1, x2, w, lengthscale):
+        parts = [E.matern52(E.cdist(x1[..., [j]] / lengthscale[j], x2[..., [j]] / lengthscale[j])) for j in range(4)]
+        parts.append(E.exp(-E.cdist(x1[..., [4, 5, 6]] / lengthscale[4], x2[..., [4, 5, 6]] / lengthscale[4], p=1)))
+        return E.sum_(w * E.stack(parts, axis=-1), axis=-1)
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6, 7))
+    w, ls = rng.uniform(0.2, 1, 5), rng.uniform(0.5, 2, 5)
+
+    def total(fn, w, ls):
+        return fn(X, X, w, ls).sum()
+
+    if backend == "torch":
+        def grad(fn):
+            wt = lib.tensor(w, requires_grad=True)
+            lt = lib.tensor(ls, requires_grad=True)
+            total(fn, wt, lt).backward()
+            return np.concatenate([wt.grad.numpy(), lt.grad.numpy()])
+        X = lib.tensor(X)
+    else:
+        lib.config.update("jax_enable_x64", True)
+
+        def grad(fn):
+            g = lib.grad(lambda a, b: total(fn, a, b), argnums=(0, 1))(lib.numpy.asarray(w), lib.numpy.asarray(ls))
+            return np.concatenate([np.asarray(g[0]), np.asarray(g[1])])
+        X = lib.numpy.asarray(X)
+    vectorized, written = grad(kernel), grad(kernel.as_written)
+    assert np.all(np.isfinite(vectorized))  # the zero distances on the diagonal have zero gradients
+    np.testing.assert_allclose(vectorized, written, rtol=1e-9, atol=1e-12)
+    assert _count(kernel.vectorized, "cdist_multi") == 1 and _count(kernel.vectorized, "cdist") == 1
