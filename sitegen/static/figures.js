@@ -62,6 +62,18 @@
     if (tip) tip.hidden = true;
   }
 
+  // A tap shows a tooltip (a touch has no hover): it stays after the finger lifts (a touch pointer
+  // "leaves" then) and goes away with a tap anywhere that is not a plot.
+  let tipped = null; // the element whose tooltip a tap opened
+  function pointerMoves(target, show, clear) {
+    target.addEventListener("pointermove", (ev) => { if (ev.pointerType !== "touch") show(ev); });
+    target.addEventListener("pointerdown", (ev) => { tipped = target; show(ev); });
+    target.addEventListener("pointerleave", (ev) => { if (ev.pointerType !== "touch") { tipped = null; clear(); } });
+  }
+  document.addEventListener("pointerdown", (ev) => {
+    if (tipped && !tipped.contains(ev.target)) { tipped = null; hideTip(); }
+  }, true);
+
   function say(text) {
     if (!liveRegion) {
       liveRegion = el("div", "sg-sr");
@@ -148,7 +160,8 @@
       cur[i] = c.cx.baseVal.value;
       visible[i] = c.getAttribute("visibility") === "hidden" ? 0 : 1;
     });
-    const state = { frame: last, anim: null, loading: null, playing: false, want: null, hover: null };
+    const finalX = Float64Array.from(cur), finalSeen = Uint8Array.from(visible); // the server's exact last frame
+    const state = { frame: last, anim: null, loading: null, playing: false, dragging: false, want: null, hover: null };
     let highlighted = [];
     // While dots move they are painted on one small canvas per strip (a frame is then ~50 bitmaps, not
     // thousands of SVG nodes to restyle and lay out); at rest the SVG circles are moved to match and
@@ -158,18 +171,12 @@
 
     function layers() {
       if (motion.layers) return motion.layers;
-      const dpr = window.devicePixelRatio || 1;
       motion.layers = strips.map((svg) => {
         const cv = el("canvas", "sg-canvas");
         cv.setAttribute("aria-hidden", "true");
         cv.hidden = true;
-        const w = svg.width.baseVal.value, h = svg.height.baseVal.value;
-        cv.width = Math.ceil(w * dpr);
-        cv.height = Math.ceil(h * dpr);
-        svg.after(cv);
-        const g = cv.getContext("2d");
-        g.setTransform(dpr, 0, 0, dpr, 0, 0);
-        return { svg, cv, g, w, h };
+        svg.after(cv); // same positioned holder (.sg-ph) as its SVG: page layout moves both together
+        return { svg, cv, g: cv.getContext("2d"), w: svg.width.baseVal.value, h: svg.height.baseVal.value, dpr: 0 };
       });
       colours();
       return motion.layers;
@@ -180,13 +187,26 @@
       motion.ink = getComputedStyle(fig).color;
     }
 
+    // Each canvas lies exactly over its SVG: its offset inside the shared holder is measured (an SVG
+    // element has no offsetLeft/offsetTop), divided by the holder's own scale, so CSS zoom on an
+    // ancestor counts once; a new device pixel ratio (browser zoom, another screen) gets a new bitmap.
     function place() {
+      const dpr = window.devicePixelRatio || 1;
       for (const L of motion.layers) {
-        const r = L.svg.getBoundingClientRect();
-        L.cv.style.width = r.width + "px";
-        L.cv.style.height = r.height + "px";
-        L.cv.style.left = L.svg.offsetLeft + "px";
-        L.cv.style.top = L.svg.offsetTop + "px";
+        const holder = L.cv.parentNode, hr = holder.getBoundingClientRect(), r = L.svg.getBoundingClientRect();
+        const k = holder.offsetWidth ? hr.width / holder.offsetWidth : 1;
+        const s = L.cv.style;
+        s.left = (r.left - hr.left) / k - holder.clientLeft + "px";
+        s.top = (r.top - hr.top) / k - holder.clientTop + "px";
+        s.width = r.width / k + "px";
+        s.height = r.height / k + "px";
+        const scale = dpr * (r.width / k / L.w || 1);
+        if (L.dpr !== scale) {
+          L.dpr = scale;
+          L.cv.width = Math.ceil(L.w * scale);
+          L.cv.height = Math.ceil(L.h * scale);
+          L.g.setTransform(L.cv.width / L.w, 0, 0, L.cv.height / L.h, 0, 0);
+        }
       }
     }
 
@@ -247,7 +267,9 @@
       hlK = -1;
       if (k >= 0) highlight(k);
     }
-    window.addEventListener("resize", () => motion.on && place());
+    const relayer = () => { if (motion.on) { place(); paint(); } };
+    window.addEventListener("resize", relayer);
+    if ("ResizeObserver" in window) new ResizeObserver(relayer).observe(fig);
     if (window.matchMedia) matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
       if (motion.layers) { colours(); if (motion.on) paint(); }
     });
@@ -339,12 +361,11 @@
     }
 
     strips.forEach((svg, p) => {
-      svg.addEventListener("pointermove", (ev) => {
+      pointerMoves(svg, (ev) => {
         const d = nearest(p, ev);
         if (d === null) { hideTip(); highlight(null); return; }
         point(d, false);
-      });
-      svg.addEventListener("pointerleave", () => { state.hover = null; hideTip(); highlight(null); });
+      }, () => { state.hover = null; hideTip(); highlight(null); });
     });
 
     // keyboard: the expression is one stop; arrows walk parameters (left/right) and dots (up/down)
@@ -394,6 +415,14 @@
       const old = fig.querySelector(".sg-step");
       if (old) old.replaceWith(controls); else fig.insertBefore(controls, fig.firstChild);
       play.addEventListener("click", () => (state.playing ? stop() : start()));
+      // while the slider is held the dots stay painted; they go back to SVG when it is let go
+      scrub.addEventListener("pointerdown", () => { state.dragging = true; });
+      for (const type of ["pointerup", "pointercancel", "change"]) scrub.addEventListener(type, () => {
+        if (!state.dragging) return;
+        state.dragging = false;
+        clearTimeout(motion.timer);
+        motion.timer = setTimeout(rest, 200);
+      });
       scrub.addEventListener("input", () => {
         if (state.playing) stop();
         state.frame = Math.max(0, Math.min(last, Math.round(+scrub.value)));
@@ -432,7 +461,8 @@
         if (!a) return;
         const F = a.frames, f = state.frame, miss = (1 << a.bits) - 1, k = w / (miss - 1);
         const codes = a.codes;
-        for (let d = 0, n = circles.length; d < n; d++) {
+        if (f === last) { cur.set(finalX); visible.set(finalSeen); } // not the 8-bit codes: no jump at rest
+        else for (let d = 0, n = circles.length; d < n; d++) {
           const c = codes[d * F + f];
           if (c === miss) visible[d] = 0;
           else { visible[d] = 1; cur[d] = x0 + c * k; }
@@ -440,7 +470,7 @@
       }
       moving();
       paint();
-      if (!state.playing) motion.timer = setTimeout(rest, 200);
+      if (!state.playing && !state.dragging) motion.timer = setTimeout(rest, 200);
       if (state.hover !== null) point(state.hover, false);
     }
 
@@ -746,13 +776,12 @@
       hideTip();
     }
 
-    svg.addEventListener("pointermove", (ev) => {
+    pointerMoves(svg, (ev) => {
       if (!xs.length) return;
       const pt = svgPoint(svg, ev);
       if (pt.x < px0 - 8 || pt.x > px1 + 8) { clear(); return; }
       at(xs[closestIndex(xs, sx.from(pt.x))], ev.clientX, ev.clientY, false);
-    });
-    svg.addEventListener("pointerleave", clear);
+    }, clear);
     box.tabIndex = 0;
     box.setAttribute("role", "group");
     box.setAttribute("aria-label", "Chart values: left and right arrow keys step along the horizontal axis.");
