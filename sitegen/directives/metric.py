@@ -28,7 +28,7 @@ from sitegen.directives import Role, register_role
 from sitegen.data import LiveWaiting
 from sitegen.directives.expression import catalog_of
 from sitegen.errors import SiteError, closest
-from sitegen.figures.scale import format_number
+from sitegen.figures.numbers import format_number, from_spec
 from sitegen.figures.svg import esc
 
 AGGREGATES = ("mean", "geomean", "median", "min", "max", "sum", "count", "std", "first", "last")
@@ -277,14 +277,14 @@ def compute(content: str, catalog, line, ctx) -> tuple[float, str, str]:
     value = ev.run()
     if fmt:
         try:
-            text = format(value, fmt)
+            text = from_spec(value, fmt)
         except (ValueError, TypeError):
             raise MetricError(f"'{fmt}' is not a number format; try .2f, .3g, .1% or ,.0f") from None
     else:
         text = format_number(value, 4)
     if not math.isfinite(value):
         raise MetricError(f"the result is {value}; check the data the expression selects")
-    return value, text.replace("-", "−") if text.startswith("-") else text, source
+    return value, text, source
 
 
 class Metric(Role):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sitegen.figures import numbers
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -95,35 +97,13 @@ def log_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def format_number(v: float, digits: int = 4) -> str:
-    """A value as prose shows it: ``0.0123``, ``1.5e-06``, ``12,300``, ``nan``."""
-    if v is None:
-        return "missing"
-    if isinstance(v, float) and math.isnan(v):
-        return "NaN"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if a >= 1e-3 and a < 1e6:
-        s = f"{v:.{digits}g}"
-        if "e" in s:  # e.g. 1e+05 for digits too small
-            s = f"{v:.0f}"
-        if a >= 1e4 and "." not in s:
-            s = f"{int(round(v)):,}"
-        return s
-    mant, exp = f"{v:.{max(digits - 1, 0)}e}".split("e")
-    if "." in mant:
-        mant = mant.rstrip("0").rstrip(".")
-    return f"{mant}e{int(exp)}"
+    """A value as prose shows it (see :mod:`sitegen.figures.numbers`): ``0.0123``, ``1.5 × 10⁻⁶``."""
+    return numbers.format_number(v, digits)
 
 
 def format_tick(v: float, log: bool = False) -> str:
-    if log and v > 0:
-        e = math.log10(v)
-        if abs(e - round(e)) < 1e-9 and (e < -3 or e > 4):
-            return f"1e{int(round(e))}"
-    return format_number(v, 3)
+    """One label alone; an axis's labels go through :func:`numbers.format_ticks` together."""
+    return numbers.format_ticks([v], log)[0]
 
 
 def exact(v: float) -> str:
