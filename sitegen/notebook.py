@@ -1097,13 +1097,16 @@ class _LiveExpression:
         import numpy as np
 
         from sitegen.figures import scale
-        from sitegen.figures.strips import _glob_get
+        from sitegen.figures.strips import _glob_get, axis_extent
 
         out = []
         for p in self.ph:
             name = p["name"]
             i = self.uidx[name]
-            if self.opts.axis == "final":
+            if self.opts.axis == "auto":  # strips' rule, from the [min, max, last] kept per dot
+                extent = axis_extent(np.stack([self.vmin[i], self.vmax[i], self.last[i]], axis=1), "auto",
+                                     p["log"], self.per == 1)
+            elif self.opts.axis == "final":
                 vals = self.last[i][np.isfinite(self.last[i])]
                 extent = [float(vals.min()), float(vals.max())] if vals.size else []
             else:

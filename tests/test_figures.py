@@ -173,7 +173,7 @@ def test_scales_and_ticks():
     assert scale.nice_ticks(0, 1, 5) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert scale.log_ticks(1e-6, 1e2, 5)[0] == 1e-6 and len(scale.log_ticks(1e-6, 1e2, 5)) <= 5
     assert scale.domain([3.0, 3.0]) == (2.7, 3.3) and scale.domain([], log=True) == (1.0, 10.0)
-    assert scale.format_number(0.000012345) == "1.234e-5" and scale.format_number(12345.0) == "12,345"
+    assert scale.format_number(0.000012345) == "1.234\u202f×\u202f10⁻⁵" and scale.format_number(12345.0) == "12,345"
     assert scale.format_number(float("nan")) == "NaN"
 
 
@@ -493,9 +493,66 @@ def test_axis_final_fits_the_last_step(site):
     rows = [(1, r, s, "w", (10.0 - s) + r * 0.1) for r in range(3) for s in range(0, 11)]
     data = write(site, "t.parquet", pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"]))
     ctx = ctx_for(site)
-    every = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧"), ctx))["ph"][0]
+    auto = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧"), ctx))["ph"][0]
+    every = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧", axis="all"), ctx))["ph"][0]
     final = island_of(EXPRESSION.render(call("expression", data, body="⟦w⟧", axis="final"), ctx))["ph"][0]
     assert (every["lo"], every["hi"]) == pytest.approx((0.0, 10.2))
     assert (final["lo"], final["hi"]) == pytest.approx((0.0, 0.2))
+    # the default: the final values (0 to 0.2) on two thirds of the width, widened towards where training came from
+    assert (auto["lo"], auto["hi"]) == pytest.approx((0.0, 0.3))
     EXPRESSION.render(call("expression", data, body="⟦w⟧", axis="last"), ctx)
-    assert any(":axis: is all" in e for e in errors(ctx))
+    assert any(":axis: is auto" in e for e in errors(ctx))
+
+
+def test_every_inline_plot_prints_its_scale_and_label(site):
+    rows = [(e, r, s, p, (10.0 - s) * (1 + (p == "b")) + r * 0.1 + e) for e in (1, 2) for r in range(3)
+            for s in range(0, 11) for p in ("a", "b")]
+    data = write(site, "t.parquet", pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"]))
+    ctx = ctx_for(site)
+    html = EXPRESSION.render(call("expression", data, body="y = ⟦a | label=α⟧ + ⟦b⟧"), ctx)
+    assert errors(ctx) == []
+    island = island_of(html)
+    assert html.count('class="sg-lo"') == 2 and html.count('class="sg-hi"') == 2
+    los = re.findall(r'class="sg-lo"[^>]*>([^<]*)<', html)
+    his = re.findall(r'class="sg-hi"[^>]*>([^<]*)<', html)
+    for ph, lo, hi in zip(island["ph"], los, his):
+        assert float(lo.replace("\u2212", "-")) == pytest.approx(ph["lo"], rel=0.01, abs=0.01)
+        assert float(hi.replace("\u2212", "-")) == pytest.approx(ph["hi"], rel=0.01, abs=0.01)
+    assert '<span class="sg-ph-label">α</span>' in html and html.count("sg-ph-label") == 1
+
+
+def test_an_axis_group_shares_one_axis(site):
+    rows = [(1, r, 0, p, v * (r + 1)) for r in range(4) for p, v in (("ls_a", 1.0), ("ls_b", 30.0), ("c", 5.0))]
+    data = write(site, "g.parquet", pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"]))
+    ctx = ctx_for(site)
+    body = "⟦ls_a | axis=ls⟧ ⟦ls_b | axis=ls⟧ ⟦c⟧"
+    phs = island_of(EXPRESSION.render(call("expression", data, body=body), ctx))["ph"]
+    assert errors(ctx) == []
+    assert (phs[0]["lo"], phs[0]["hi"]) == (phs[1]["lo"], phs[1]["hi"])
+    assert phs[0]["lo"] <= 1.0 and phs[0]["hi"] >= 120.0
+    assert (phs[2]["lo"], phs[2]["hi"]) != (phs[0]["lo"], phs[0]["hi"])
+    with pytest.raises(TemplateError, match="axis= needs a group name"):
+        parse("⟦a | axis=⟧")
+
+
+def test_a_single_value_is_a_bar_with_its_number(site):
+    rows = [("all", 0, s, p, v * s / 10) for s in range(11) for p, v in (("w", 2.5), ("b", -0.75))]
+    data = write(site, "one.parquet", pd.DataFrame(rows, columns=["experiment", "run", "step", "param", "value"]))
+    ctx = ctx_for(site)
+    html = EXPRESSION.render(call("expression", data, body="y = ⟦w⟧ * x + ⟦b⟧"), ctx)
+    island = island_of(html)
+    assert island["bar"] is True and html.count('class="sg-bar"') == 2
+    assert re.findall(r'class="sg-val"[^>]*>([^<]*)<', html) == ["2.5", "\u22120.75"]
+    for ph in island["ph"]:  # a bar's axis holds 0, where the bar starts
+        assert ph["lo"] <= 0 <= ph["hi"]
+
+
+def test_default_axis_keeps_the_final_values_on_two_thirds_of_the_width():
+    rng = np.random.default_rng(1)
+    block = np.concatenate([rng.uniform(-1.15, 1.5, (40, 50)), rng.uniform(1.39, 1.50, (40, 1))], axis=1)
+    a, b = block[:, -1].min(), block[:, -1].max()
+    lo, hi = strips.axis_extent(block)
+    assert lo < a and hi >= b  # every final value inside, and some room for where training came from
+    assert (b - a) / (hi - lo) == pytest.approx(2 / 3)
+    assert strips.axis_extent(block, "all")[0] < -1.1
+    assert strips.axis_extent(block, "final") == pytest.approx([block[:, -1].min(), block[:, -1].max()])

@@ -60,10 +60,11 @@ def read_options(call: Call) -> strips.StripOptions:
     if unplaced not in ("warn", "ignore"):
         raise OptionError("unplaced", ":unplaced: is warn or ignore")
     opts.warn_unplaced = unplaced == "warn"
-    axis = o.get("axis", "all").strip().lower()
-    if axis not in ("all", "final"):
-        raise OptionError("axis", ":axis: is all (each axis spans every step shown) or final (the last step; "
-                                  "earlier values outside it are drawn at its edges)")
+    axis = o.get("axis", "auto").strip().lower()
+    if axis not in ("auto", "all", "final"):
+        raise OptionError("axis", ":axis: is auto (the last step's values on at least half the width, with some "
+                                  "context from earlier steps), all (every step shown) or final (the last step; "
+                                  "earlier values outside an axis are drawn at its edges)")
     opts.axis = axis
     return opts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sitegen.figures import scale
+from sitegen.figures import numbers, scale
 from sitegen.figures.svg import DASHES, PALETTE, attrs, esc, num
 
 #: at most this many points per line; longer trajectories are thinned evenly (keeping both ends)
@@ -111,6 +111,26 @@ def summarize(df, x: str, y: str, series: str | None, run: str | None, centre: s
     return out, notes
 
 
+def data_ticks(xs: list[float], sx: "scale.Scale", most: int = 10, char_px: float = 6.6) -> list[float] | None:
+    """The data's own x values as ticks on a log axis when there are few (sizes such as 16, 64, 256,
+    1024 read better than 20, 50, 100): None when there are too many; values whose labels would
+    collide are skipped, keeping the first and the last."""
+    if not 2 <= len(xs) <= most:
+        return None
+    labels = numbers.format_ticks(xs, log=True)
+    room = lambda i: len(labels[i]) * char_px / 2 + 4  # noqa: E731 - half a label and a gap
+    keep = [0]
+    for i in range(1, len(xs)):
+        if sx(xs[i]) - sx(xs[keep[-1]]) >= room(i) + room(keep[-1]):
+            keep.append(i)
+    last = len(xs) - 1
+    if keep[-1] != last:
+        while len(keep) > 1 and sx(xs[last]) - sx(xs[keep[-1]]) < room(last) + room(keep[-1]):
+            keep.pop()
+        keep.append(last)
+    return [xs[i] for i in keep] if len(keep) >= 2 else None
+
+
 def render(series: list[Series], spec: ChartSpec, uid: str, label: str = "") -> tuple[str, dict, list[str]]:
     """``(svg + legend html, data for the runtime, notes)`` for ``series``."""
     notes: list[str] = []
@@ -169,7 +189,8 @@ def render(series: list[Series], spec: ChartSpec, uid: str, label: str = "") -> 
            f'<defs><clipPath id="{esc(uid)}-clip"><rect {attrs(x=x0, y=y1, width=x1 - x0, height=y0 - y1)}/></clipPath></defs>']
     # grid and ticks
     out.append(f'<g {attrs(class_="sg-grid", stroke="#888888", stroke_opacity="0.25", stroke_width=1)}>')
-    xt = [v for v in sx.ticks(6) if xlo <= v <= xhi]
+    xt = data_ticks(sorted({v for s in series for v in s.x if ok_x(v)}), sx) if spec.logx else None
+    xt = xt or [v for v in sx.ticks(6) if xlo <= v <= xhi]
     yt = [v for v in sy.ticks(5) if ylo <= v <= yhi]
     for v in xt:
         out.append(f'<line x1="{num(sx(v))}" x2="{num(sx(v))}" y1="{y1}" y2="{y0}"/>')
@@ -179,10 +200,10 @@ def render(series: list[Series], spec: ChartSpec, uid: str, label: str = "") -> 
     out.append(f'<g {attrs(class_="sg-axis", stroke="currentColor", stroke_width=1)}>'
                f'<line x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}"/><line x1="{x0}" x2="{x0}" y1="{y0}" y2="{y1}"/></g>')
     out.append(f'<g {attrs(class_="sg-ticks", fill="currentColor", font_size=11)}>')
-    for v in xt:
-        out.append(f'<text x="{num(sx(v))}" y="{y0 + 16}" text-anchor="middle">{esc(scale.format_tick(v, spec.logx))}</text>')
-    for v in yt:
-        out.append(f'<text x="{x0 - 6}" y="{num(sy(v) + 4)}" text-anchor="end">{esc(scale.format_tick(v, spec.logy))}</text>')
+    for v, text in zip(xt, numbers.format_ticks(xt, spec.logx)):
+        out.append(f'<text x="{num(sx(v))}" y="{y0 + 16}" text-anchor="middle">{esc(text)}</text>')
+    for v, text in zip(yt, numbers.format_ticks(yt, spec.logy)):
+        out.append(f'<text x="{x0 - 6}" y="{num(sy(v) + 4)}" text-anchor="end">{esc(text)}</text>')
     out.append("</g>")
     if spec.xlabel:
         out.append(f'<text {attrs(class_="sg-axis-title", x=num((x0 + x1) / 2), y=H - 8, text_anchor="middle", fill="currentColor", font_size=12)}>{esc(spec.xlabel)}</text>')
@@ -213,13 +234,17 @@ def render(series: list[Series], spec: ChartSpec, uid: str, label: str = "") -> 
         dash = DASHES[i % len(DASHES)] or None
         if d:
             out.append(f'<path {attrs(class_=f"sg-trace {cls}", d=d, fill="none", stroke=c, stroke_width=2, stroke_dasharray=dash, stroke_linejoin="round")}/>')
+    out.append("</g>")
+    # markers outside the clip: one at the end of a line sits on the plot's edge and would lose half
+    for i, s in enumerate(series):
+        c, cls = PALETTE[i % len(PALETTE)], f"sg-s{i % len(PALETTE)}"
         if spec.markers or len([1 for v in s.y if ok_y(v)]) == 1:
             out.append(f'<g {attrs(class_=f"sg-marks {cls}", fill=c)}>')
             for xv, yv in zip(s.x, s.y):
-                if ok_x(xv) and ok_y(yv):
+                if ok_x(xv) and ok_y(yv) and x0 - 0.5 <= sx(xv) <= x1 + 0.5 and y1 - 0.5 <= sy(yv) <= y0 + 0.5:
                     out.append(f'<circle cx="{num(sx(xv))}" cy="{num(sy(yv))}" r="3"/>')
             out.append("</g>")
-    out.append("</g></svg>")
+    out.append("</svg>")
 
     legend = ""
     named = [s for s in series if s.name]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sitegen.errors import closest
-from sitegen.figures import encode, scale
+from sitegen.figures import encode, numbers, scale
 from sitegen.figures.svg import PALETTE, attrs, esc, num
 from sitegen.figures.template import CLOSE, OPEN, Placeholder, Template, Text, quote_name
 
@@ -34,6 +34,9 @@ PIN_TOLERANCE = 1e-3
 ROW_HEIGHT = 8
 DOT_RADIUS = 2.3
 PAD = 3
+#: the band under an inline plot's rows that prints its scale (8 px text), and a character's width there
+TICK_BAND = 10
+TICK_CHAR_PX = 4.4
 
 
 @dataclass
@@ -53,7 +56,7 @@ class StripOptions:
     experiment_title: str | None = None
     run_title: str | None = None
     warn_unplaced: bool = True
-    axis: str = "all"                      # "all": each axis covers every frame; "final": the last frame
+    axis: str = "auto"                     # "auto": final values + some context (axis_extent); "all"; "final"
     partial: bool = False                  # a run still writing the table: named rows/dots may come later
 
 
@@ -250,28 +253,41 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
             dot_mask[e, run_pos[r]] = True
     n_dots_param = int(dot_mask.sum())
 
+    # placeholders with the same axis=GROUP share one axis, chosen from all their values together
+    group_of = {}
+    for ph in placeholders:
+        group_of.setdefault(ph.name, ph.axis or ph.name)
+    members: dict[str, list[int]] = {}
+    for p, name in enumerate(placed):
+        members.setdefault(group_of[name], []).append(p)
+    shared: dict[str, tuple] = {}
+    scalar = n_dots_param == 1
+
     axes: dict[str, dict] = {}
     for p, name in enumerate(placed):
         settings = [ph for ph in placeholders if ph.name == name]
         ph0 = settings[0]
         block = dense[p][dot_mask]  # dots x frames
-        finite = block[np.isfinite(block)]
-        if opts.axis == "final":
-            last_col = block[:, -1]
-            finite = last_col[np.isfinite(last_col)] if np.isfinite(last_col).any() else finite
-        log = _wants_log(name, ph0, opts, finite)
-        if log and finite.size and (finite <= 0).any():
-            issues.append(Issue("warning", f"parameter '{name}' has values <= 0, so it cannot use a log axis; "
-                                           "drawn on a linear axis", ph0.line))
-            log = False
-        fixed = ph0.range or opts.ranges.get(name) or _glob_get(opts.ranges, name)
-        extent = [float(finite.min()), float(finite.max())] if finite.size else []
-        lo, hi = scale.domain(extent, log=log, fixed=fixed)
-        if log and lo <= 0:
-            issues.append(Issue("warning", f"parameter '{name}': a log axis needs a positive range; "
-                                           "drawn on a linear axis", ph0.line))
-            log = False
-            lo, hi = scale.domain(extent, log=False, fixed=fixed)
+        group = group_of[name]
+        if group not in shared:
+            first = next(ph for ph in placeholders if group_of[ph.name] == group)
+            pool = np.concatenate([dense[q][dot_mask] for q in members[group]])
+            finite = pool[np.isfinite(pool)]
+            log = _wants_log(first.name, first, opts, finite)
+            if log and finite.size and (finite <= 0).any():
+                issues.append(Issue("warning", f"parameter '{first.name}' has values <= 0, so it cannot use a log "
+                                               "axis; drawn on a linear axis", first.line))
+                log = False
+            fixed = next((r for q in members[group] for r in [_fixed_range(placed[q], placeholders, opts)] if r), None)
+            extent = axis_extent(pool, opts.axis, log, scalar)
+            lo, hi = scale.domain(extent, log=log, fixed=fixed)
+            if log and lo <= 0:
+                issues.append(Issue("warning", f"parameter '{first.name}': a log axis needs a positive range; "
+                                               "drawn on a linear axis", first.line))
+                log = False
+                lo, hi = scale.domain(axis_extent(pool, opts.axis, False, scalar), log=False, fixed=fixed)
+            shared[group] = (log, lo, hi)
+        log, lo, hi = shared[group]
         bounds = placeholder_bounds(ph0, opts, bound_cols)
         badges = _checks(name, block, F, nonfinite.get(name, 0), bounds, traced.has_step, n_dots_param)
         for b in badges:
@@ -309,7 +325,8 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     exp_title = opts.experiment_title or "experiment"
     run_title = opts.run_title or "run"
     single_exp = E == 1 and exps == ["all"]
-    html = _render_html(template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title, single_exp)
+    html = _render_html(template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title, single_exp,
+                        scalar)
     step_text = ""
     if traced.has_step:
         last_step = int(frame_steps[-1])
@@ -325,6 +342,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         "runTitle": run_title,
         "runs": runs_per_exp,
         "geom": {"x0": PAD, "w": width},
+        "bar": scalar,
         "ph": [{"name": ph.name, "label": ph.shown, "log": axes[ph.name]["log"],
                 "lo": axes[ph.name]["lo"], "hi": axes[ph.name]["hi"],
                 "badges": axes[ph.name]["badges"]} for ph in placeholders],
@@ -337,6 +355,62 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         fig.frames_blob = encode.encode(codes, opts.bits)
         fig.island["bits"] = opts.bits
     return fig
+
+
+def _fixed_range(name: str, placeholders, opts: StripOptions):
+    ph = next(ph for ph in placeholders if ph.name == name)
+    return ph.range or opts.ranges.get(name) or _glob_get(opts.ranges, name)
+
+
+#: the default axis keeps the final values on at least this share of the plot's width (two thirds)
+FINAL_SHARE = 2 / 3
+#: percentiles of every step's values that the default axis widens towards (a trimmed range)
+CONTEXT = (5, 95)
+
+
+def axis_extent(block, mode: str = "auto", log: bool = False, scalar: bool = False) -> list[float]:
+    """The data interval an inline plot's axis covers, from one parameter's dots x frames ``block``.
+
+    ``all``: every value of every frame; ``final``: the last frame's values. ``auto`` (the default)
+    starts from the final values, which is what a reader sees first (without JavaScript, in print,
+    in the feed, before pressing Play): their whole range, so no final dot sits on an edge. It then
+    widens towards a trimmed range of every step (5th to 95th percentile) so the animation keeps its
+    context, but by at most half the final range's width in all: the final values always keep at
+    least two thirds of the plot, and an early outlier or a long way in from the initial values cannot squeeze
+    the end of training against one edge. Values outside the axis during the animation are drawn at
+    its edges. A single value (``scalar``, drawn as a bar) also takes in 0 on a linear axis.
+    """
+    import numpy as np
+
+    block = np.asarray(block, dtype="float64")
+    ok = np.isfinite(block) & ((block > 0) if log else True)
+    every = block[ok]
+    if mode == "all" or not every.size:
+        extent = [float(every.min()), float(every.max())] if every.size else []
+    else:
+        last = block[:, -1][ok[:, -1]] if block.ndim == 2 else every
+        if not last.size:
+            last = every
+        extent = [float(last.min()), float(last.max())]
+        if mode == "auto":
+            extent = _widen(extent, np.percentile(every, CONTEXT), log)
+    if scalar and not log and extent:
+        extent = [min(extent[0], 0.0), max(extent[1], 0.0)]
+    return extent
+
+
+def _widen(extent: list[float], context, log: bool) -> list[float]:
+    f = math.log10 if log else float
+    g = (lambda v: 10.0 ** v) if log else float  # noqa: E731
+    a, b = f(extent[0]), f(extent[1])
+    if b - a <= 1e-9 * max(abs(a), abs(b), 1e-300):  # every final value the same: a little room around it
+        lo, hi = scale.domain(extent[:1], log=log)
+        a, b = f(lo), f(hi)
+    c, d = f(float(context[0])), f(float(context[1]))
+    want_lo, want_hi = a - min(c, a), max(d, b) - b
+    extra = want_lo + want_hi
+    k = min(1.0, (b - a) * (1 - FINAL_SHARE) / FINAL_SHARE / extra) if extra > 0 else 0.0
+    return [g(a - want_lo * k), g(b + want_hi * k)]
 
 
 def _positions(column, order: list[str]):
@@ -437,45 +511,78 @@ def _checks(name: str, block, F: int, nonfinite: int, bounds, has_step: bool, n:
     return out
 
 
+def axis_ends(lo: float, hi: float, log: bool, width: int) -> tuple[str, str]:
+    """The two labels under an inline plot: its axis ends, in one notation, short enough to fit."""
+    for digits in (3, 2, 1):
+        a, b = numbers.format_ticks([lo, hi], log, digits)
+        if (len(a) + len(b)) * TICK_CHAR_PX + 6 <= width + 2 * PAD or digits == 1:
+            return a, b
+    return a, b  # pragma: no cover
+
+
 def _strip_svg(ph: Placeholder, ax: dict, exps, runs_per_exp, t_final, final_vals, width: int,
-               exp_title: str, run_title: str, single_exp: bool) -> str:
+               exp_title: str, run_title: str, single_exp: bool, scalar: bool = False) -> str:
     E = len(exps)
     w = width + 2 * PAD
-    h = E * ROW_HEIGHT + 2
+    rows_h = E * ROW_HEIGHT + 2
+    h = rows_h + TICK_BAND
     lo, hi = ax["lo"], ax["hi"]
     kind = "log scale" if ax["log"] else "linear scale"
     finite = [v for v in final_vals if math.isfinite(v)]
     summary = (f"{ph.shown}: {len(finite)} value(s) from {scale.format_number(min(finite))} to "
                f"{scale.format_number(max(finite))}" if finite else f"{ph.shown}: no finite values")
+    if scalar and finite:
+        summary = f"{ph.shown}: {scale.format_number(finite[0])}"
     summary += f"; axis {scale.format_number(lo)} to {scale.format_number(hi)}, {kind}"
     if ax["badges"]:
         summary += "; warning: " + "; ".join(ax["badges"])
     parts = [f'<svg {attrs(class_="sg-strip", width=w, height=h, viewBox=f"0 0 {w} {h}", role="img", aria_label=summary)}>',
              f"<title>{esc(summary)}</title>",
-             f'<rect {attrs(class_="sg-bg", x=0, y=0, width=w, height=h, rx=2, fill="#888888", fill_opacity="0.13")}/>']
+             f'<rect {attrs(class_="sg-bg", x=0, y=0, width=w, height=rows_h, rx=2, fill="#888888", fill_opacity="0.13")}/>']
     if not ax["log"] and lo < 0 < hi:
         x0 = num(PAD + (0 - lo) / (hi - lo) * width)
-        parts.append(f'<line {attrs(class_="sg-zero", x1=x0, x2=x0, y1=0, y2=h, stroke="#888888", stroke_width=1)}/>')
+        parts.append(f'<line {attrs(class_="sg-zero", x1=x0, x2=x0, y1=0, y2=rows_h, stroke="#888888", stroke_width=1)}/>')
+    # the scale: the axis ends, marked and printed under the rows
+    a, b = axis_ends(lo, hi, ax["log"], width)
+    ty = num(rows_h + TICK_BAND - 1.5)
+    parts.append(f'<g {attrs(class_="sg-scale", fill="currentColor", font_size=8, font_family="system-ui, sans-serif")}>'
+                 f'<path {attrs(d=f"M{PAD} {rows_h}v2M{PAD + width} {rows_h}v2", stroke="currentColor", stroke_width=0.8)}/>'
+                 f'<text {attrs(class_="sg-lo", x=0, y=ty)}>{esc(a)}</text>'
+                 f'<text {attrs(class_="sg-hi", x=w, y=ty, text_anchor="end")}>{esc(b)}</text></g>')
     k = 0
     for e, rs in enumerate(runs_per_exp):
-        cy = num(1 + e * ROW_HEIGHT + ROW_HEIGHT / 2)
+        cy = 1 + e * ROW_HEIGHT + ROW_HEIGHT / 2
         colour = PALETTE[e % len(PALETTE)]
         parts.append(f'<g {attrs(class_=f"sg-e{e % len(PALETTE)}", fill=colour, fill_opacity="0.75")}>')
         for _ in rs:
             t = t_final[k]
             k += 1
             if math.isfinite(t):
-                cx = num(PAD + min(max(t, 0.0), 1.0) * width)
-                parts.append(f'<circle cx="{cx}" cy="{cy}" r="{DOT_RADIUS}"/>')
+                cx = PAD + min(max(t, 0.0), 1.0) * width
+                if scalar:  # one value: a bar from the axis origin, and its number
+                    o = _origin(ax, width)
+                    parts.append(f'<rect {attrs(class_="sg-bar", x=num(min(o, cx)), y=num(cy - 2.5), width=num(abs(cx - o)), height=5, fill_opacity="0.4")}/>')
+                parts.append(f'<circle cx="{num(cx)}" cy="{num(cy)}" r="{DOT_RADIUS}"/>')
             else:
-                parts.append(f'<circle cx="{PAD}" cy="{cy}" r="{DOT_RADIUS}" visibility="hidden"/>')
+                parts.append(f'<circle cx="{PAD}" cy="{num(cy)}" r="{DOT_RADIUS}" visibility="hidden"/>')
         parts.append("</g>")
+    if scalar:
+        value = scale.format_number(finite[0], 3) if finite else "no value"
+        parts.append(f'<text {attrs(class_="sg-val", x=num(w / 2), y=ty, text_anchor="middle", fill="currentColor", font_size=8, font_weight=600, font_family="system-ui, sans-serif")}>{esc(value)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
+def _origin(ax: dict, width: int) -> float:
+    """Where a bar starts: 0 on a linear axis holding it, else the axis end nearer to 0."""
+    lo, hi = ax["lo"], ax["hi"]
+    if not ax["log"] and lo <= 0 <= hi:
+        return PAD + (0 - lo) / (hi - lo) * width
+    return PAD + width if (not ax["log"] and hi < 0) else PAD
+
+
 def _render_html(template: Template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title,
-                 single_exp) -> str:
+                 single_exp, scalar: bool = False) -> str:
     n_per = sum(len(rs) for rs in runs_per_exp)
     lines = []
     k = 0
@@ -489,7 +596,7 @@ def _render_html(template: Template, axes, exps, runs_per_exp, fr, final_vals, w
                 continue
             ax = axes[part.name]
             svg = _strip_svg(part, ax, exps, runs_per_exp, fr[k:k + n_per, -1], final_vals[k:k + n_per], width,
-                             exp_title, run_title, single_exp)
+                             exp_title, run_title, single_exp, scalar)
             k += n_per
             badge = ""
             if ax["badges"]:
@@ -497,7 +604,8 @@ def _render_html(template: Template, axes, exps, runs_per_exp, fr, final_vals, w
                 badge = (f'<span class="sg-badge" title="{esc(part.shown + " " + reason)}">'
                          f'<span aria-hidden="true">!</span>'
                          f'<span class="sg-sr"> warning: {esc(part.shown)} {esc(reason)}</span></span>')
-            out.append(f'<span class="sg-ph">{svg}{badge}</span>')
+            label = f'<span class="sg-ph-label">{esc(part.label)}</span>' if part.label else ""
+            out.append(f'<span class="sg-ph">{label}{svg}{badge}</span>')
         out.append("\n</span>")
         lines.append("".join(out))
     return '<pre class="sg-expr">' + "".join(lines) + "</pre>"

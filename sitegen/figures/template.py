@@ -7,7 +7,8 @@ placeholders. Settings follow the name after ``|``::
     ⟦lengthscale[log_lr] | log | label=ℓ₁ | range=0.01:100 | bounds=1e-4:⟧
 
 ``log``/``linear`` pick the axis, ``label`` is the name readers see, ``range`` fixes the axis,
-``bounds`` are the parameter's constraints (a value sitting on one is flagged). A name holding
+``bounds`` are the parameter's constraints (a value sitting on one is flagged), ``axis=GROUP`` puts
+every placeholder of that group on one shared axis (``⟦ls_age | axis=lengthscales⟧``). A name holding
 ``|`` or ``⟧`` is quoted: ``⟦"odd|name"⟧`` (``\\"`` and ``\\\\`` escape inside quotes).
 
 Lines whose first non-space characters are ``#`` or ``//`` are comments, as is the tail of a line
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from sitegen.errors import closest
 
 OPEN, CLOSE = "\u27e6", "\u27e7"
-SETTINGS = ("log", "linear", "label", "range", "bounds")
+SETTINGS = ("log", "linear", "label", "range", "bounds", "axis")
 
 
 class TemplateError(ValueError):
@@ -40,6 +41,7 @@ class Placeholder:
     label: str | None = None
     range: tuple[float | None, float | None] | None = None
     bounds: tuple[float | None, float | None] | None = None
+    axis: str | None = None        # a group name: placeholders with the same one share one axis
 
     @property
     def shown(self) -> str:
@@ -225,6 +227,11 @@ def _apply_setting(ph: Placeholder, setting: str, number: int, col: int) -> None
         if not value:
             raise TemplateError(number, col, "label= needs a value, e.g. label=ℓ₁")
         ph.label = value
+    elif key == "axis":
+        if not value:
+            raise TemplateError(number, col, "axis= needs a group name, e.g. axis=lengthscales (placeholders "
+                                             "with the same name share one axis)")
+        ph.axis = value
     else:
         try:
             interval = parse_interval(value, key)

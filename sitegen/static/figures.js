@@ -31,13 +31,30 @@
     return e;
   }
 
-  function fmt(v, digits) {
+  // Numbers as sitegen/figures/numbers.py writes them (the same rules, tested against each other):
+  // `digits` significant digits rounded half away from zero on the exact value (toExponential), a
+  // decimal from 0.001 to 999,999 (separators from 10,000), else 1.2 × 10⁻⁵; a real minus sign.
+  const SUP = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+  function fmt(v, digits, power) {
     if (v === null || v === undefined) return "no data";
     if (typeof v === "string") return v;
+    if (Number.isNaN(v)) return "NaN";
+    if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
     if (v === 0) return "0";
-    const a = Math.abs(v);
-    if (a >= 1e-3 && a < 1e6) return String(+v.toPrecision(digits));
-    return v.toExponential(Math.max(digits - 1, 0)).replace(/\.?0+e/, "e").replace("e+", "e");
+    let [m, e] = v.toExponential(Math.max(digits, 1) - 1).split("e");
+    if (power === undefined) power = +e < -3 || +e >= 6;
+    if (!power && +e + 1 > digits) [m, e] = v.toExponential(+e).split("e"); // 12,345, not 12,350
+    const exp = +e, sign = v < 0 ? "−" : "";
+    const fig = m.replace("-", "").replace(".", "").replace(/0+$/, "") || "0";
+    if (power) {
+      const sup = String(exp).replace(/[-\d]/g, (c) => (c === "-" ? "⁻" : SUP[c]));
+      return sign + (fig === "1" ? "" : fig[0] + (fig.length > 1 ? "." + fig.slice(1) : "") + "\u202f×\u202f") + "10" + sup;
+    }
+    if (exp < 0) return sign + "0." + "0".repeat(-exp - 1) + fig;
+    let whole = fig.slice(0, exp + 1).padEnd(exp + 1, "0");
+    const frac = fig.slice(exp + 1);
+    if (exp >= 4) whole = whole.replace(/\B(?=(\d{3})+$)/g, ",");
+    return sign + whole + (frac ? "." + frac : "");
   }
 
   // -- the one tooltip and the one live region, shared by every figure -------------------------
@@ -167,7 +184,13 @@
     // thousands of SVG nodes to restyle and lay out); at rest the SVG circles are moved to match and
     // shown again, so what stays on the page (and prints, and is read by assistive tech) is the SVG.
     const motion = { on: false, layers: null, colours: null, ink: "", timer: 0 };
-    const groups = strips.map((svg) => [...svg.querySelectorAll("g")]);
+    const groups = strips.map((svg) => [...svg.querySelectorAll("g[class^=sg-e]")]);
+    // a single value per plot is a bar from the axis origin with its number (sitegen/figures/strips.py)
+    const bars = data.bar ? strips.map((svg) => [svg.querySelector("rect.sg-bar"), svg.querySelector("text.sg-val")]) : null;
+    function origin(p) {
+      const ph = data.ph[p];
+      return !ph.log && ph.lo <= 0 && ph.hi >= 0 ? xOf(p, 0) : !ph.log && ph.hi < 0 ? x0 + w : x0;
+    }
 
     function layers() {
       if (motion.layers) return motion.layers;
@@ -227,6 +250,12 @@
             g.fill();
           }
         }
+        if (bars && visible[p]) {
+          const o = origin(p);
+          g.globalAlpha = 0.3;
+          g.fillRect(Math.min(o, cur[p]), 2.5, Math.abs(cur[p] - o), 5);
+          if (bars[p][1]) bars[p][1].textContent = fmt(valueAt(p).v, 3);
+        }
         if (hlK >= 0 && visible[p * perPh + hlK]) {
           const d = p * perPh + hlK, e = where(d).e;
           g.globalAlpha = 1;
@@ -260,6 +289,12 @@
           if (c.cx.baseVal.value !== cur[d]) c.cx.baseVal.value = cur[d];
         } else c.setAttribute("visibility", "hidden");
       }
+      if (bars) bars.forEach(([rect], p) => {
+        if (!rect) return;
+        const o = origin(p);
+        rect.setAttribute("x", Math.min(o, cur[p]));
+        rect.setAttribute("width", Math.abs(cur[p] - o));
+      });
       for (const gs of groups) for (const g of gs) g.removeAttribute("visibility");
       for (const L of motion.layers) L.cv.hidden = true;
       motion.on = false;
@@ -666,7 +701,13 @@
         live.vals.push(row);
         live.exact.push(true);
       }
-      if (delta.axes) delta.axes.forEach(([lo, hi], p) => { data.ph[p].lo = lo; data.ph[p].hi = hi; });
+      if (delta.axes) delta.axes.forEach(([lo, hi], p) => {
+        const ph = data.ph[p], svg = strips[p], a = svg.querySelector(".sg-lo"), b = svg.querySelector(".sg-hi");
+        ph.lo = lo;
+        ph.hi = hi;
+        const power = [lo, hi].some((v) => v !== 0 && (Math.abs(v) < 9.995e-4 || Math.abs(v) >= 999500));
+        if (a && b) { a.textContent = fmt(lo, 3, power); b.textContent = fmt(hi, 3, power); }
+      });
       if (delta.badges) delta.badges.forEach((reasons, p) => setBadges(p, reasons));
       thin();
       data.steps = steps;
@@ -849,7 +890,7 @@
     return fresh;
   }
 
-  window.sitegenFigures = { version: VERSION, init, grow, replace };
+  window.sitegenFigures = { version: VERSION, init, grow, replace, format: fmt };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => init());
   else init();

@@ -50,6 +50,7 @@ def site(tmp_path_factory):
         :caption: Parameters of the model.
         :experiment-title: size
         :run-title: seed
+        :axis: all
         # a comment line
         y = ⟦alpha⟧ * x
           + ⟦beta⟧ + ⟦"<script>alert(\\"x\\")</script>&'"⟧
