@@ -783,6 +783,11 @@ class _Handle:
             return Saved(written, "", f"could not write {base}: {detail}")
         return Saved(written, self.directive(base), "", len(frame))
 
+    def save_html(self, path, title: str | None = None):
+        """One self-contained page with this figure, animation included, that opens from disk (sitegen/standalone.py)."""
+        from sitegen.standalone import save_html
+        return save_html(self, path, title)
+
     def directive(self, name: str | Path) -> str:
         """The directive block that shows this figure in a post, reading ``NAME.parquet`` (and ``NAME.expr``)."""
         base = Path(name)

@@ -22,7 +22,7 @@ from sitegen.figures.template import parse as parse_template
 
 OPTIONS = ("data", "template", "columns", "experiments", "runs", "max-runs", "steps", "frames", "animate",
            "log", "linear", "range", "bounds", "precision", "width", "experiment-title", "run-title",
-           "unplaced", "axis", "caption", "label")
+           "unplaced", "axis", "step-title", "caption", "label")
 
 
 def read_options(call: Call) -> strips.StripOptions:
@@ -56,6 +56,7 @@ def read_options(call: Call) -> strips.StripOptions:
     opts.width = page.integer(call, "width", 96, lo=24, hi=600)
     opts.experiment_title = o.get("experiment-title") or None
     opts.run_title = o.get("run-title") or None
+    opts.step_title = (o.get("step-title") or "").strip() or None
     unplaced = o.get("unplaced", "warn").strip().lower()
     if unplaced not in ("warn", "ignore"):
         raise OptionError("unplaced", ":unplaced: is warn or ignore")

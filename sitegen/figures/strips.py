@@ -55,6 +55,7 @@ class StripOptions:
     width: int = 96
     experiment_title: str | None = None
     run_title: str | None = None
+    step_title: str | None = None          # the word for a training step ("round", "epoch"); "step"
     warn_unplaced: bool = True
     axis: str = "auto"                     # "auto": final values + some context (axis_extent); "all"; "final"
     partial: bool = False                  # a run still writing the table: named rows/dots may come later
@@ -330,7 +331,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     step_text = ""
     if traced.has_step:
         last_step = int(frame_steps[-1])
-        step_text = (f'<p class="sg-step">Shown at step {last_step:,}'
+        step_text = (f'<p class="sg-step">Shown at {esc(opts.step_title or "step")} {last_step:,}'
                      f'{", the end of training" if last_step == int(all_steps[-1]) else ""}.</p>')
     fig.html = step_text + html + _render_key(exps, runs_per_exp, exp_title, run_title, single_exp)
 
@@ -340,6 +341,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         "exps": [] if single_exp else exps,
         "expTitle": exp_title,
         "runTitle": run_title,
+        **({"stepTitle": opts.step_title} if opts.step_title else {}),
         "runs": runs_per_exp,
         "geom": {"x0": PAD, "w": width},
         "bar": scalar,

@@ -163,7 +163,7 @@
       if (t) t.remove(); // our tooltip replaces the browser's; aria-label keeps the summary
       circles.push(...svg.querySelectorAll("circle"));
     }
-    const runs = data.runs, exps = data.exps || [];
+    const runs = data.runs, exps = data.exps || [], word = data.stepTitle || "step"; // :step-title:
     const perPh = runs.reduce((s, r) => s + r.length, 0);
     if (circles.length !== perPh * data.ph.length) return; // markup and data disagree: stay static
     const rowStart = [];
@@ -352,7 +352,7 @@
       const lines = [ph.label + (ph.label !== ph.name ? " (" + ph.name + ")" : "")];
       if (exps.length) lines.push(data.expTitle + " " + exps[e]);
       lines.push(data.runTitle + " " + runs[e][r]);
-      lines.push((approx ? "≈ " : "") + fmt(v, approx ? 3 : 7) + (steps ? " at step " + nf.format(steps[state.frame]) : ""));
+      lines.push((approx ? "≈ " : "") + fmt(v, approx ? 3 : 7) + (steps ? " at " + word + " " + nf.format(steps[state.frame]) : ""));
       for (const b of ph.badges) lines.push("⚠ " + b);
       return lines;
     }
@@ -444,7 +444,7 @@
       scrub.max = String(last);
       scrub.step = "1";
       scrub.value = String(last);
-      scrub.setAttribute("aria-label", "Training step");
+      scrub.setAttribute("aria-label", "Training " + word);
       label = el("output", "sg-steplabel");
       controls.append(play, scrub, label);
       const old = fig.querySelector(".sg-step");
@@ -476,7 +476,7 @@
 
     function showStep() {
       if (!label) return;
-      const text = "Step " + nf.format(steps[state.frame]) + " of " + nf.format(steps[last]);
+      const text = word[0].toUpperCase() + word.slice(1) + " " + nf.format(steps[state.frame]) + " of " + nf.format(steps[last]);
       label.textContent = text;
       scrub.setAttribute("aria-valuetext", text);
       if (scrub.max !== String(last)) scrub.max = String(last);
