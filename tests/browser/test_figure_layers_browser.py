@@ -244,3 +244,20 @@ def test_tap_on_a_phone_shows_the_value(browser, base):
         tip.wait_for(state="hidden", timeout=3000)
     finally:
         ctx.close()
+
+
+def test_every_inline_plot_shows_its_scale(browser, base):
+    """Both ends of every plot's axis are printed, inside the plot's box and apart from each other."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        for path in BUNDLED + ["writing-with-sitegen/", "heavy/"]:
+            page.goto(base + path, wait_until="load")
+            bad = page.evaluate("""() => [...document.querySelectorAll('svg.sg-strip')].filter((svg) => {
+              const box = svg.getBoundingClientRect(), lo = svg.querySelector('.sg-lo'), hi = svg.querySelector('.sg-hi');
+              if (!lo || !hi || !lo.textContent.trim() || !hi.textContent.trim()) return true;
+              const a = lo.getBoundingClientRect(), b = hi.getBoundingClientRect();
+              return a.left < box.left - 0.5 || b.right > box.right + 0.5 || a.right > b.left || a.height < 5;
+            }).map((svg) => svg.getAttribute('aria-label'))""")
+            assert bad == [], f"{path}: plots without a readable scale: {bad[:3]}"
+    finally:
+        page.close()
