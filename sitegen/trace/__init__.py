@@ -30,11 +30,16 @@ The package, one concern a module: :mod:`~sitegen.trace.tracer` (the :class:`Tra
 each library's arrays), :mod:`~sitegen.trace.table` (chunks to an Arrow table, atomic parquet
 writes), :mod:`~sitegen.trace.live_parts` (the parts streamed while training) and
 :mod:`~sitegen.trace.names` (the name of every scalar).
+
+Tracing where people already train, one line each, sharing :mod:`~sitegen.trace.params`:
+``sitegen.trace.lightning_callback.TraceCallback`` (Lightning), ``sitegen.trace.hf_callback.TraceCallback``
+(Hugging Face ``Trainer``) and :func:`~sitegen.trace.torch_hook.trace_optimizer` (a plain loop).
 """
 from __future__ import annotations
 
 from sitegen.trace.jax_adapter import pytree_name
 from sitegen.trace.names import element_names
+from sitegen.trace.torch_hook import trace_optimizer
 from sitegen.trace.tracer import Tracer
 
-__all__ = ["Tracer", "element_names", "pytree_name"]
+__all__ = ["Tracer", "element_names", "pytree_name", "trace_optimizer"]
