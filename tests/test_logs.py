@@ -286,3 +286,14 @@ def test_data_import_of_a_bad_log_writes_nothing(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.startswith("bad.jsonl:2: not valid JSON")
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
     assert cli.main(["data", "import", "bad.jsonl"]) == 2
+
+
+def test_reading_logs_imports_no_torch_jax_or_reader_it_does_not_need(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a.jsonl").write_text('{"step": 0, "loss": 1}\n')
+    code = ("import sys\nfrom sitegen import logs\nlogs.read(sys.argv[1])\n"
+            "bad = [m for m in ('torch', 'jax', 'tensorboard', 'mlflow', 'lightning', 'transformers') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
