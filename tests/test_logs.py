@@ -61,6 +61,17 @@ def test_tensorboard_folder_reads_every_run_and_tag(tensorboard_runs):
     assert set(patterned.experiment.astype(str)) == {"lr=lr-0.1", "lr=lr-0.01"}
 
 
+def test_tensor_scalars_as_tf2_and_flax_write_them(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "run")) as w:   # new_style: a scalar tensor of the scalars plugin
+        for step in range(5):
+            w.add_scalar("loss", 0.5 ** step, step, new_style=True)
+    df = logs.read(tmp_path)
+    assert df.step.tolist() == list(range(5))
+    np.testing.assert_allclose(df.value, [0.5 ** s for s in range(5)])
+
+
 def test_chart_draws_a_tag_of_a_tensorboard_folder_with_the_logged_values(site, tensorboard_runs):
     import shutil
 
