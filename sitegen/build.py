@@ -118,7 +118,13 @@ def _parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool =
     ctx.meta["live"] = live
     ctx.meta["md_targets"] = md_targets
     ctx.meta["md_links"] = {}
-    rendered = markdown.render(post.body, ctx, post.line_offset)
+    from sitegen import jekyll
+
+    body = jekyll.preprocess(post, ctx, md_targets)  # Liquid, when the site asks for it
+    rendered = markdown.render(body, ctx, post.line_offset)
+    excerpt = jekyll.excerpt(body, jekyll.excerpt_separator(post, md_targets), ctx)
+    if excerpt is not None:
+        rendered.excerpt_html = excerpt
     deps = {d: _stamp(d) for d in sorted(ctx.deps)}
     return Parsed(
         html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,
@@ -243,6 +249,10 @@ class Builder:
 
         posts = self._load_posts(report)
         self._check_found(posts, report)
+        from sitegen import jekyll
+
+        jekyll.resolve_posts(posts, config, report)
+        self._site_settings = jekyll.site_settings(config, self.root)
         posts = self._check_posts(posts, report)
         from sitegen.render import Renderer
 
@@ -368,6 +378,9 @@ class Builder:
             if real is None:
                 real = resolved[source] = str(p.source.resolve())
             targets[real] = p.url
+        from sitegen.jekyll import SITE_KEY
+
+        targets[SITE_KEY] = getattr(self, "_site_settings", None)
         return targets
 
     def _process_posts(self, posts: list[Post], renderer, report: Report) -> list[str]:

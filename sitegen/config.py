@@ -22,6 +22,13 @@ class Config:
     output: str = "_site"
     posts_per_page: int = 20
     feed_entries: int = 20
+    #: Jekyll's permalink for every post: a style (date, pretty, ordinal, none) or a pattern
+    #: such as "/:year/:month/:day/:title/"; empty: /<slug>/ (see sitegen/jekyll.py)
+    permalink: str = ""
+    #: render the Liquid inside posts ({% post_url %}, {% highlight %}, {{ site.baseurl }})
+    liquid: bool = False
+    #: the excerpt is the text before this marker (e.g. "<!--more-->"); empty: the first paragraph
+    excerpt_separator: str = ""
     #: parameters to pass through to templates as ``site.extra``
     extra: dict = field(default_factory=dict)
     root: Path = Path(".")

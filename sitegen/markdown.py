@@ -100,15 +100,24 @@ def _formatter():
     return HtmlFormatter(nowrap=True)  # building its style table costs more than highlighting a block
 
 
-def highlight(code: str, lang: str) -> str:
+def highlight(code: str, lang: str, linenos: bool = False) -> str:
     from pygments import highlight as pyg_highlight
 
     lexer = _lexer(lang) if lang else None
     if lexer is None:
         cls = f' class="language-{escapeHtml(lang)}"' if lang else ""
-        return f'<pre class="highlight" tabindex="0"><code{cls}>{escapeHtml(code)}</code></pre>\n'
-    body = pyg_highlight(code, lexer, _formatter())
-    return f'<pre class="highlight" tabindex="0"><code class="language-{escapeHtml(lang)}">{body}</code></pre>\n'
+        body = escapeHtml(code)
+    else:
+        cls = f' class="language-{escapeHtml(lang)}"'
+        body = pyg_highlight(code, lexer, _formatter())
+    pre = "highlight"
+    if linenos:  # ```python linenos, or Jekyll's {% highlight python linenos %}
+        pre = "highlight linenos"
+        lines = body.split("\n")
+        trailing = lines.pop() if lines and lines[-1] == "" else None
+        body = "\n".join(f'<span class="lineno" aria-hidden="true">{i}</span>{line}' for i, line in enumerate(lines, 1))
+        body += "\n" if trailing is not None else ""
+    return f'<pre class="{pre}" tabindex="0"><code{cls}>{body}</code></pre>\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,8 +176,9 @@ def _fence(self, tokens, idx, options, env):
     info = token.info.strip()
     if DIRECTIVE_INFO.match(info):
         return _render_directive(self, tokens, idx, options, env)
-    lang = info.split()[0] if info else ""
-    return highlight(token.content, lang)
+    words = info.split()
+    lang = words[0] if words else ""
+    return highlight(token.content, lang, linenos="linenos" in words[1:])
 
 
 def _role_rule(state, silent):

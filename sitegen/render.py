@@ -42,6 +42,8 @@ class Renderer:
         self.md_targets: dict[str, str] = {}
         #: posts whose page and files were carried over from the previous build unchanged
         self.carried: set[str] = set()
+        #: layouts without a template -> the one used instead (see check_layouts)
+        self.layout_fallback: dict[str, str] = {}
         trusted = getattr(builder, "_hint", None) is not None and builder.cache.get("out_dir") == str(out_dir)
         self._carry = self._memo("carry") if trusted else None
 
@@ -103,19 +105,14 @@ class Renderer:
         return [str(p) for d in self._template_dirs() for p in d.rglob("*") if p.is_file()]
 
     def check_layouts(self) -> None:
+        """A layout without a template (a Jekyll blog's 'prediction_post') falls back to 'post',
+        with one warning per layout name (sitegen/jekyll.py)."""
+        from sitegen.jekyll import fallback_layouts
+
         names = set()
         for d in self._template_dirs():
             names.update(p.stem for p in d.glob("*.html"))
-        for post in self.posts:
-            if post.layout not in names:
-                from sitegen.errors import closest
-
-                layouts = sorted(n for n in names if not n.startswith(("_", "base")))
-                hint = closest(post.layout, layouts)
-                near = f" (did you mean '{hint[0]}'?)" if hint else ""
-                self.report.error(post.rel, post.key_lines.get("layout", 1),
-                                  f"unknown layout '{post.layout}'{near}; layouts: {', '.join(layouts)} "
-                                  "(or add templates/{post.layout}.html)".replace("{post.layout}", post.layout))
+        self.layout_fallback = fallback_layouts(self.posts, names, self.report)
 
     def _render(self, name: str, where: str, **context) -> str | None:
         from jinja2 import TemplateError, TemplateSyntaxError
@@ -273,7 +270,8 @@ class Renderer:
         newer, older = self.neighbours.get(post.rel, (None, None))
         summary = post.summary if post.summary is not None else _text(pp.excerpt_html)
         html = self._render(
-            f"{post.layout}.html", post.rel, post=post, content=Markup(pp.html), toc=pp.toc,
+            f"{self.layout_fallback.get(post.layout, post.layout)}.html", post.rel, post=post,
+            content=Markup(pp.html), toc=pp.toc,
             summary=summary, newer=newer, older=older,
             **self._page_common(post.url, post.title, summary, pp.scripts),
         )
@@ -365,8 +363,24 @@ class Renderer:
         if "robots.txt" not in self.public:
             self._emit("robots.txt", _digest(base_key, "robots"),
                        lambda: f"User-agent: *\nAllow: /\nSitemap: {self.config.absolute('sitemap.xml')}\n")
+        self._redirect_pages(base_key)
         self._public_files()
         return self.pages
+
+    def _redirect_pages(self, base_key) -> None:
+        """A page at each old URL of a post (a Jekyll '.html' permalink, 'redirect_from') that sends
+        the reader on: GitHub Pages has no server-side redirects."""
+        from sitegen.jekyll import redirect_pages
+
+        for rel, (old, post) in redirect_pages(self.posts).items():
+            if rel in self.pages:
+                line = post.key_lines.get("redirect_from", post.key_lines.get("permalink", 1))
+                self.report.error(post.rel, line, f"the old URL {old} would replace /{rel}, which the site "
+                                                  "generates; remove it from redirect_from or change the permalink")
+                continue
+            self._emit(rel, _digest(base_key, "redirect", old, post.url, post.title), lambda post=post: self._render(
+                "redirect.html", f"the redirect from {old}", target=post.url,
+                **self._page_common(post.url, post.title, f"{post.title} has moved to {post.url}")))
 
     def _public_files(self) -> None:
         """``public/``: served at the root as they are (see sitegen/public.py), after every generated

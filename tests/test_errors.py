@@ -35,10 +35,11 @@ def test_duplicate_slugs_name_both_files(site):
 
 
 def test_unknown_layout(site):
+    # A warning since issue 13 (a Jekyll blog's layouts are not copied): the post uses 'post'.
     site.post("a.md", "---\ntitle: A\ndate: 2024-01-01\nlayout: postt\n---\nText.\n")
-    errors = site.build_errors()
-    assert any(e.startswith("content/a.md:4:") and "unknown layout 'postt'" in e and "did you mean 'post'" in e
-               for e in errors), errors
+    warnings = [str(w) for w in site.build().warnings]
+    assert any(w.startswith("content/a.md:4: warning:") and "layout 'postt'" in w and "did you mean 'post'" in w
+               for w in warnings), warnings
 
 
 def test_unknown_directive_and_option_name_the_known_ones(site):
