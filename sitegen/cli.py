@@ -70,6 +70,12 @@ def cmd_init(args) -> int:
     return init_site(Path(args.dir), with_templates=args.templates)
 
 
+def cmd_import(args) -> int:
+    from sitegen.jekyll_import import run
+
+    return run(args.path, args.site)
+
+
 def cmd_data(args) -> int:
     from sitegen import provenance
 
@@ -140,6 +146,12 @@ def main(argv=None) -> int:
     p.add_argument("dir")
     p.add_argument("--templates", action="store_true", help="copy the default templates to override them")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="bring a Jekyll site's posts, files and settings over")
+    p.add_argument("kind", choices=["jekyll"], help="what kind of site PATH is")
+    p.add_argument("path", help="the Jekyll site's folder (with _posts/ and _config.yml)")
+    p.add_argument("site", nargs="?", default=".", help="the sitegen site to write (default: here)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("data", help="list traced tables and their provenance, regenerate one, or import a log")
     p.add_argument("action", nargs="?", choices=["list", "run", "import"], default="list")

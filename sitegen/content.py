@@ -298,7 +298,7 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
             error(line_of("date"), f"date {meta['date']!r} is not a date; write YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS'")
     elif name_date is not None:
         date = name_date
-    else:
+    elif not is_jekyll_draft(path):  # Jekyll's drafts have no date until they are posted
         warn(None, "the post has no date: add 'date: YYYY-MM-DD' (undated posts are listed after dated ones)")
     updated = None
     if "updated" in meta:

@@ -134,6 +134,9 @@ def resolve_posts(posts, config, report: Report) -> None:
         own = post.extra.get("permalink")
         line = post.key_lines.get("permalink", 1)
         pattern = own if isinstance(own, str) and own.strip() else site_pattern
+        if pattern is site_pattern and post.date is None and any(
+                p in DATE_PLACEHOLDERS for p in PLACEHOLDER.findall(STYLES.get(pattern, pattern))):
+            pattern = ""  # an undated post (a draft, a page-like post) keeps /<slug>/; loading warned already
         if own is not None and not (isinstance(own, str) and own.strip()):
             report.error(post.rel, line, f"permalink {own!r} must be a path such as /2024/02/my-post/")
         if pattern:

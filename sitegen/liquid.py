@@ -14,7 +14,7 @@ with a :class:`Resolver` that knows the site.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass

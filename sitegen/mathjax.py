@@ -250,14 +250,19 @@ def _expand(tex: str, macros: dict, depth: int = 0) -> str:
             continue
         for k, arg in enumerate(args, 1):
             body = body.replace(f"#{k}", arg)
-        # A macro used as \R_n must not glue to the next letter: keep a group around it.
-        out.append(tex[pos:m.start()] + "{" + body + "}")
+        # Plain substitution, as in TeX (\operatorname*{..}_x keeps its limits); a body ending in a
+        # command must not glue to a letter that follows.
+        if re.search(r"\\[A-Za-z]+$", body) and end < len(tex) and tex[end].isalpha():
+            body += " "
+        out.append(tex[pos:m.start()] + body)
         pos, changed = end, True
     out.append(tex[pos:])
     result = "".join(out)
     return _expand(result, macros, depth + 1) if changed else result
 
 
+OPERATORNAME = re.compile(r"(\\operatorname\*?\s*\{)([^{}]*)\}")
+SPACING = re.compile(r"\\[,;:! ]|~")
 ENVIRONMENT = re.compile(r"\\(begin|end)\{([A-Za-z]+\*?)\}(\{\d+\})?")
 
 
@@ -285,6 +290,8 @@ def prepare(tex: str, macros: dict | None = None) -> str:
     tex = DROPPED.sub("", tex)
     tex = ENVIRONMENT.sub(_rewrite_env, tex)
     tex = re.sub(r"\\(" + "|".join(OPERATORS) + r")(?![A-Za-z])", r"\\operatorname{\1}", tex)
+    # latex2mathml takes an operator's name as plain text only: 'arg\,min' -> 'arg min' (a thin space)
+    tex = OPERATORNAME.sub(lambda m: m.group(1) + SPACING.sub("\u2009", m.group(2)) + "}", tex)
     return tex
 
 

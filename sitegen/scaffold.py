@@ -38,9 +38,13 @@ REQUIREMENTS = '''# What Netlify installs to build the site. Point this at the s
 sitegen
 '''
 
+#: how Netlify and GitHub Actions build the site: a virtual environment, because build images
+#: refuse system-wide pip installs
+BUILD_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && .venv/bin/sitegen build"
+
 NETLIFY = '''# A virtual environment, because build images refuse system-wide pip installs.
 [build]
-  command = "python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && .venv/bin/sitegen build"
+  command = "BUILD_COMMAND"
   publish = "_site"
 
 [build.environment]
@@ -64,7 +68,70 @@ NETLIFY = '''# A virtual environment, because build images refuse system-wide pi
   from = "/*"
   to = "/404.html"
   status = 404
-'''
+'''.replace("BUILD_COMMAND", BUILD_COMMAND)
+
+#: GitHub Pages: build with the same command as Netlify, publish _site/ with the official actions.
+#: In the repository's Settings > Pages, choose "GitHub Actions" as the source.
+PAGES_WORKFLOW = '''# Builds the site and publishes it on GitHub Pages on every push to the default branch.
+# One-time setup: the repository's Settings > Pages > Source: "GitHub Actions".
+name: Deploy to GitHub Pages
+
+on:
+  push:
+    branches: [main, master]
+  workflow_dispatch:
+
+permissions:
+  contents: read
+  pages: write
+  id-token: write
+
+concurrency:
+  group: pages
+  cancel-in-progress: false
+
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - name: Build the site
+        run: BUILD_COMMAND
+      - uses: actions/configure-pages@v5
+      - uses: actions/upload-pages-artifact@v3
+        with:
+          path: _site
+
+  deploy:
+    needs: build
+    runs-on: ubuntu-latest
+    environment:
+      name: github-pages
+      url: ${{ steps.deployment.outputs.page_url }}
+    steps:
+      - id: deployment
+        uses: actions/deploy-pages@v4
+'''.replace("BUILD_COMMAND", BUILD_COMMAND)
+PAGES_WORKFLOW_PATH = ".github/workflows/pages.yml"
+GITIGNORE = "_site/\n._site.sitegen-*/\n.sitegen-cache/\n.venv/\ndata/*.parts/\n"
+
+
+def write_deploy_files(target: Path, overwrite: bool = True) -> list[str]:
+    """netlify.toml, requirements.txt, the GitHub Pages workflow and .gitignore; returns those written
+    (an existing file is kept unless ``overwrite``)."""
+    written = []
+    for rel, text in (("netlify.toml", NETLIFY), ("requirements.txt", REQUIREMENTS),
+                      (PAGES_WORKFLOW_PATH, PAGES_WORKFLOW), (".gitignore", GITIGNORE)):
+        path = target / rel
+        if path.exists() and not overwrite:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(rel)
+    return written
 
 
 def init_site(target: Path, with_templates: bool = False) -> int:
@@ -76,10 +143,10 @@ def init_site(target: Path, with_templates: bool = False) -> int:
     (target / "data").mkdir(exist_ok=True)
     (target / "sitegen.toml").write_text(CONFIG.format(title=target.resolve().name.replace('"', "")))
     (target / "content" / "hello.md").write_text(FIRST_POST.format(today=dt.date.today().isoformat()))
-    (target / "netlify.toml").write_text(NETLIFY)
-    (target / "requirements.txt").write_text(REQUIREMENTS)
-    (target / ".gitignore").write_text("_site/\n._site.sitegen-*/\n.sitegen-cache/\n.venv/\ndata/*.parts/\n")
+    write_deploy_files(target)
     if with_templates:
         shutil.copytree(PACKAGE_DIR / "templates", target / "templates")
     print(f"created a site in {target}/: run `sitegen serve {target}` to preview it, `sitegen build {target}` to build it")
+    print(f"to publish it: netlify.toml (Netlify) or {PAGES_WORKFLOW_PATH} (GitHub Pages: Settings > Pages > "
+          "Source: GitHub Actions)")
     return 0
