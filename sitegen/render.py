@@ -280,9 +280,12 @@ class Renderer:
         body_lines = post.body.split("\n")
 
         def link_line(href):
-            for i, line in enumerate(body_lines):
-                if href in line:
-                    return i + 1 + post.line_offset
+            # The href as written; else its file name (Liquid wrote the rest: {{ site.baseurl }}/a.png)
+            tail = href.rstrip("/").rsplit("/", 1)[-1]
+            for needle in (href, tail if len(tail) > 3 else None):
+                for i, line in enumerate(body_lines):
+                    if needle and needle in line:
+                        return i + 1 + post.line_offset
             return None
 
         page = _page_out(f"{post.folder}index.html", self.post_page_key(post, pp), html, post.rel, link_line, False)

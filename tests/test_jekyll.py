@@ -410,3 +410,10 @@ def test_excerpt_separator(site):
     index = site.page("index.html")
     assert "First paragraph. Second <em>paragraph</em>." in index and "Hidden from the index" not in index
     assert "Only the first." in index and "Not this." not in index
+
+
+def test_a_broken_link_written_with_liquid_names_its_line(site):
+    site.write("sitegen.toml", 'title = "T"\nbase_url = "https://example.org/"\nliquid = true\n')
+    site.post("a.md", "---\ntitle: A\ndate: 2024-01-01\n---\nText.\n\n![x]({{ site.baseurl }}/assets/missing-plot.png)\n")
+    assert site.build_errors() == ["content/a.md:7: broken link '/assets/missing-plot.png': no page or file "
+                                   "/assets/missing-plot.png in the site"]
