@@ -22,6 +22,9 @@ KNOWN_KEYS = {
 }
 BOOL_KEYS = ("draft", "visible", "under_construction", "comments", "share", "published")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+#: with a UTC offset, as Jekyll writes them ('2015-03-25 16:00:00 +0100'); read as UTC, which is what
+#: GitHub Pages builds in, so a post keeps the date (and URL) Jekyll gave it there
+ZONED_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z")
 
 
 @dataclass
@@ -162,6 +165,11 @@ def _parse_date(value) -> dt.datetime | None:
         for fmt in DATE_FORMATS:
             try:
                 return dt.datetime.strptime(value.strip(), fmt)
+            except ValueError:
+                continue
+        for fmt in ZONED_DATE_FORMATS:
+            try:
+                return _parse_date(dt.datetime.strptime(value.strip(), fmt))
             except ValueError:
                 continue
     return None

@@ -131,6 +131,8 @@ def resolve_posts(posts, config, report: Report) -> None:
     for post in posts:
         post.permalink = None
         post.redirects = []
+        if len(post.tags) == 1 and " " in post.tags[0] and in_jekyll_folder(post):
+            post.tags = post.tags[0].split()  # Jekyll's 'tags: gp jax' (sitegen's own rule is commas)
         own = post.extra.get("permalink")
         line = post.key_lines.get("permalink", 1)
         pattern = own if isinstance(own, str) and own.strip() else site_pattern
@@ -164,6 +166,11 @@ def resolve_posts(posts, config, report: Report) -> None:
                 old = "/" + item.strip().lstrip("/")
                 if old.rstrip("/") != post.url.rstrip("/") and old not in post.redirects:
                     post.redirects.append(quote(old, safe="/!$&'()*+,;=:@~._-%"))
+
+
+def in_jekyll_folder(post) -> bool:
+    """A post from content/_posts or content/_drafts: Jekyll's front-matter rules apply to it."""
+    return any(part in ("_posts", "_drafts") for part in post.source.parts[-8:-1])
 
 
 def redirect_path(url: str) -> str:

@@ -417,3 +417,11 @@ def test_a_broken_link_written_with_liquid_names_its_line(site):
     site.post("a.md", "---\ntitle: A\ndate: 2024-01-01\n---\nText.\n\n![x]({{ site.baseurl }}/assets/missing-plot.png)\n")
     assert site.build_errors() == ["content/a.md:7: broken link '/assets/missing-plot.png': no page or file "
                                    "/assets/missing-plot.png in the site"]
+
+
+def test_jekyll_dates_with_an_offset_are_read_as_utc(site):
+    site.write("sitegen.toml", 'title = "T"\nbase_url = "https://example.org/"\npermalink = "date"\n')
+    site.post("_posts/2024-03-05-late.md", "---\ntitle: Late\ndate: 2024-03-05 23:30:00 -0200\ntags: a b\n---\nText.\n")
+    build_checked(site)
+    assert (site.out / "2024/03/06/late/index.html").exists()  # 01:30 UTC the next day, as on GitHub Pages
+    assert (site.out / "tags/a/index.html").exists() and (site.out / "tags/b/index.html").exists()

@@ -88,6 +88,9 @@ def test_every_post_is_at_the_url_jekyll_gives_it(imported):
     assert 'url=/blog/custom-address/"' in (out / "2020/06/01/old-address.html").read_text()
     assert "Unfinished thoughts" not in "".join(pages(out).values())
     assert not list(out.rglob("*unfinished*"))
+    # Jekyll's space-separated tags, and a date with a UTC offset (the GP post, 09:30 +0100)
+    assert (out / "tags/math/index.html").exists() and (out / "tags/kramdown/index.html").exists()
+    assert 'datetime="2019-03-14"' in (out / "ml/2019/03/14/gaussian-processes/index.html").read_text()
 
 
 def test_every_image_and_linked_file_is_served(imported):
