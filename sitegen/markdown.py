@@ -53,7 +53,9 @@ class Rendered:
 def _convert_math(latex: str, display: bool) -> str:
     from latex2mathml.converter import convert
 
-    return convert(latex, display="block" if display else "inline")
+    from sitegen.mathml import typeset
+
+    return typeset(convert(latex, display="block" if display else "inline"), display)
 
 
 def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:

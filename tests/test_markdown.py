@@ -32,7 +32,7 @@ def test_heading_ids_are_stable_and_feed_the_table_of_contents(site):
 def test_inline_and_display_math_become_mathml(site):
     page = build_post(site, "Inline $a^2 + b$ here.\n\n$$\n\\frac{1}{n}\\sum_i x_i\n$$\n")
     assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">' in page
-    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in page
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block" displaystyle="true">' in page
     assert "<mfrac>" in page and "<msup>" in page
 
 
