@@ -103,6 +103,9 @@ def test_figures_are_wider_than_the_prose_when_the_screen_allows(desktop, site_u
     prose = page.evaluate("document.querySelector('.post-body > p').getBoundingClientRect().width")
     code = page.evaluate("document.querySelector('#gp-tight .sg-expr').getBoundingClientRect().width")
     assert code > prose + 100, (code, prose)
+    # and no figure, chart or expression, is narrower than the prose
+    widths = page.evaluate("[...document.querySelectorAll('.post-body > figure')].map(f => [f.id, f.getBoundingClientRect().width])")
+    assert len(widths) == 4 and all(w >= prose - 1 for _, w in widths), (widths, prose)
     page.close()
 
 
