@@ -177,9 +177,39 @@
     return list.map((p) => p.text).join("\n");
   }
 
+  function listOf(items, level) {
+    const list = document.createElement("ol");
+    for (const text of items) {
+      const item = document.createElement("li");
+      item.className = level;
+      const code = document.createElement("code");
+      code.textContent = text;
+      item.append(code);
+      list.append(item);
+    }
+    return list;
+  }
+
+  function section(title, items, level) {
+    const part = document.createElement("section");
+    part.className = level + "s";
+    const h = document.createElement("h3");
+    h.textContent = title;
+    part.append(h, listOf(items, level));
+    return part;
+  }
+
+  function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
+  // What the overlay says: the errors that stopped the build, counted in the heading and listed alone;
+  // then the warnings in the files that have errors (likely the same edit); warnings elsewhere in the
+  // site did not stop anything and stay folded, labelled as such.
   function render() {
     const errors = problems.filter((p) => p.level === "error");
+    const failedPaths = new Set(errors.map((p) => p.path));
     const warnings = errors.length ? problems.filter((p) => p.level !== "error") : [];
+    const near = warnings.filter((p) => failedPaths.has(p.path));
+    const elsewhere = warnings.filter((p) => !failedPaths.has(p.path));
     const shown = errors.length + policyWarnings.length;
     const dismissed = dismissedFor === problemKey(errors.concat(policyWarnings));
     if ((!shown || dismissed) && !offline) {
@@ -211,11 +241,8 @@
     panel.setAttribute("aria-label", "sitegen preview");
     const head = document.createElement("header");
     const title = document.createElement("h2");
-    if (errors.length) {
-      title.textContent = `Build failed: ${errors.length} error${errors.length === 1 ? "" : "s"}`;
-    } else {
-      title.textContent = "This page breaks the site's Content-Security-Policy";
-    }
+    title.textContent = errors.length ? `Build failed: ${plural(errors.length, "error")}`
+      : "This page breaks the site's Content-Security-Policy";
     const close = document.createElement("button");
     close.type = "button";
     close.textContent = "Hide";
@@ -230,26 +257,24 @@
       const note = document.createElement("p");
       note.textContent = "The preview still shows the last good build. Fix the file and save; " +
         "this message goes away by itself.";
-      panel.append(note);
+      panel.append(note, listOf(errors.map((p) => p.text), "error"));
     }
-    const list = document.createElement("ol");
-    for (const p of errors.concat(warnings)) {
-      const item = document.createElement("li");
-      item.className = p.level === "error" ? "error" : "warning";
-      const code = document.createElement("code");
-      code.textContent = p.text;
-      item.append(code);
-      list.append(item);
+    if (near.length) {
+      panel.append(section(`${plural(near.length, "warning")} in the same file${failedPaths.size === 1 ? "" : "s"}`,
+        near.map((p) => p.text), "warning"));
     }
-    for (const text of policyWarnings) {
-      const item = document.createElement("li");
-      item.className = "warning";
-      const code = document.createElement("code");
-      code.textContent = text;
-      item.append(code);
-      list.append(item);
+    if (elsewhere.length) {
+      const fold = document.createElement("details");
+      fold.className = "elsewhere";
+      const summary = document.createElement("summary");
+      summary.textContent = `${plural(elsewhere.length, "warning")} in other files (they did not stop the build)`;
+      fold.append(summary, listOf(elsewhere.map((p) => p.text), "warning"));
+      panel.append(fold);
     }
-    panel.append(list);
+    if (policyWarnings.length) {
+      const label = errors.length ? "Blocked by the site's Content-Security-Policy" : "Blocked";
+      panel.append(errors.length ? section(label, policyWarnings, "warning") : listOf(policyWarnings, "warning"));
+    }
     root.append(link, panel);
   }
 
