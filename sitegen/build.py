@@ -125,6 +125,11 @@ def _parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool =
     excerpt = jekyll.excerpt(body, jekyll.excerpt_separator(post, md_targets), ctx)
     if excerpt is not None:
         rendered.excerpt_html = excerpt
+    if ctx.meta.get("has_figures"):
+        from sitegen import thumbnail
+
+        for stem, picture in thumbnail.pictures(rendered.html).items():  # still pictures for the feed
+            ctx.add_file(stem, picture, ".svg")
     deps = {d: _stamp(d) for d in sorted(ctx.deps)}
     return Parsed(
         html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,

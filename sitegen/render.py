@@ -439,10 +439,13 @@ class Renderer:
             if hit is not None and hit[0] is post and hit[1] is pp:
                 out.append(hit[2])
                 continue
+            from sitegen import thumbnail
+
             excerpt = (Markup(_absolute_links(pp.excerpt_html, post.url)) if post.summary is None
                        else Markup.escape(post.summary))
             summary = {"url": post.url, "title": post.title, "date": post.date, "excerpt": excerpt,
-                       "tags": post.tags, "draft": post.draft, "authors": post.authors}
+                       "tags": post.tags, "draft": post.draft, "authors": post.authors,
+                       "thumbnail": Markup(thumbnail.first_thumbnail(pp.html)) if "sg-figure" in pp.html else ""}
             memo[post.rel] = (post, pp, summary)
             out.append(summary)
         return out
@@ -469,7 +472,7 @@ class Renderer:
             next_url = f"/page/{n + 1}/" if n < total else None
             key = self._key(f"index/{n}", (base_key, total, tuple(chunk)), lambda chunk=chunk, n=n: _digest(
                 base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
-                                               e["tags"], e["draft"]) for e in chunk]))
+                                               e["tags"], e["draft"], str(e["thumbnail"])) for e in chunk]))
             rel = "index.html" if n == 1 else f"page/{n}/index.html"
             self._emit(rel, key, lambda chunk=chunk, url=url, n=n, prev_url=prev_url, next_url=next_url: self._render(
                 "index.html", "the index", posts=chunk, page_number=n, page_count=total,
@@ -493,7 +496,8 @@ class Renderer:
                 tags.setdefault(slug, []).append(summary)
         for slug, chunk in tags.items():
             key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(chunk)), lambda chunk=chunk, slug=slug: _digest(
-                base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"])) for e in chunk]))
+                base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]), e["tags"],
+                                        str(e["thumbnail"])) for e in chunk]))
             self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(
                 "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=chunk,
                 **self._page_common(f"/tags/{slug}/", f"Posts tagged {names[slug]}", self.config.description)))
@@ -508,7 +512,8 @@ class Renderer:
         for post, pp in items:
             date = post.date or dt.datetime.fromtimestamp(os.stat(post.source).st_mtime).replace(microsecond=0)
             # content is a plain str, so it is autoescaped as Atom's type="html" wants
-            feed.append({"post": post, "content": _for_feed(pp.html), "published": date,
+            feed.append({"post": post, "content": _for_feed(pp.html, post.url, pp.files, self.config.absolute),
+                         "published": date,
                          "updated": post.updated or date,
                          "summary": post.summary if post.summary is not None else _text(pp.excerpt_html)})
         updated = max((e["updated"] for e in feed), default=dt.datetime(1970, 1, 1))
@@ -531,10 +536,13 @@ DATA_ISLAND = re.compile(r'<script type="application/json" class="sg-data"[^>]*>
 SIDENOTE = re.compile(r"<!--sidenote-->.*?<!--/sidenote-->", re.S)
 
 
-def _for_feed(html: str) -> str:
+def _for_feed(html: str, url: str, files, absolute) -> str:
     """Feed readers run no scripts and apply no stylesheet: figure data islands are dead weight there,
-    and sidenotes would show twice (the numbered notes at the end carry the same text)."""
-    return SIDENOTE.sub("", DATA_ISLAND.sub("", html))
+    a figure is its still picture and a link (sitegen.thumbnail), and sidenotes would show twice (the
+    numbered notes at the end carry the same text)."""
+    from sitegen import thumbnail
+
+    return thumbnail.for_feed(SIDENOTE.sub("", DATA_ISLAND.sub("", html)), url, files, absolute)
 
 
 def _neighbour(post):
