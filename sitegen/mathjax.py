@@ -124,6 +124,8 @@ def find_block(lines: list[str], first: int) -> tuple[int, str] | None:
             tex = stripped[:at + len(closer)] if not opener else stripped[:at]
             if escaped:
                 tex = kramdown_unescape(tex)
+            if opener == "\\[" and CITATION.match(tex):
+                return None  # a line holding only '\[1\]' is an escaped citation mark
             return (i, tex.strip()) if tex.strip() else None
         if i > first and not lines[i].strip():
             return None  # a blank line ends the paragraph before the formula closed

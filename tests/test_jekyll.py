@@ -174,7 +174,7 @@ def test_a_formula_that_cannot_be_converted_is_a_warning_and_shown_as_code(site)
 
 
 def test_escaped_brackets_and_code_are_not_math():
-    html, problems = md("A citation \\[1\\], `\\(code\\)` and\n\n```\n\\[ x \\]\n```\n")
+    html, problems = md("A citation \\[1\\], `\\(code\\)` and\n\n```\n\\[ x \\]\n```\n\n\\[2, 3\\]\n")
     assert problems == [] and "<math" not in html
     assert "[1]" in html and "<code>\\(code\\)</code>" in html
 
@@ -220,7 +220,7 @@ def test_kramdown_escaped_delimiters_give_back_the_formula(tex, kind):
 def test_display_blocks_span_lines(lines, opener):
     closer = opener.replace("[", "]")
     body = [kramdown_escape(l) if opener == "\\\\[" else l for l in lines]
-    if any(closer in l for l in body):
+    if any(closer in l for l in body) or (opener == "\\[" and mathjax.CITATION.match("\n".join(lines))):
         return
     found = mathjax.find_block([opener] + body + [closer, "after"], 0)
     assert found == (len(lines) + 1, "\n".join(l.strip() for l in lines).strip())
