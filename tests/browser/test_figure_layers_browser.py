@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from sitegen.build import Builder
+from tests.conftest import assert_untouched, snapshot_tree
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = ["figures-tour/", "gp-parameters/", "silent-bug/", "ill-conditioning/"]
@@ -35,17 +36,6 @@ OFFSETS = """() => [...document.querySelectorAll('canvas.sg-canvas')].filter((c)
   return Math.max(Math.abs(a.left - b.left), Math.abs(a.top - b.top),
                   Math.abs(a.width - b.width), Math.abs(a.height - b.height));
 })"""
-
-
-def tree_state(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
-    """Size and mtime of every file under ``root`` outside ``skip`` and .git: a build must not touch them."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".git" and Path(dirpath, d) != skip]
-        for f in filenames:
-            st = os.stat(os.path.join(dirpath, f))
-            out[os.path.join(dirpath, f)] = (st.st_size, st.st_mtime_ns)
-    return out
 
 
 def heavy_site(root: Path) -> None:
@@ -74,13 +64,15 @@ def heavy_site(root: Path) -> None:
 def base(tmp_path_factory, serve_dir):
     """One folder served over HTTP: the bundled site, with the heavy page built beside it."""
     out = tmp_path_factory.mktemp("layers") / "_site"
-    before = tree_state(REPO, out)
+    before = snapshot_tree(REPO, [REPO / ".git", REPO / ".sitegen-cache"])
     Builder(REPO, out=out, use_cache=False).build()
-    assert tree_state(REPO, out) == before, "the build changed files outside its output folder"
+    assert_untouched(before, snapshot_tree(REPO, [REPO / ".git", REPO / ".sitegen-cache"]))
     heavy = tmp_path_factory.mktemp("heavy")
     heavy_site(heavy)
-    heavy_out = out / "_heavy"
+    heavy_out = heavy / "_site"
+    before = snapshot_tree(heavy, [heavy_out])
     Builder(heavy, out=heavy_out, use_cache=False).build()
+    assert_untouched(before, snapshot_tree(heavy, [heavy_out]))
     (out / "heavy").mkdir()
     (out / "heavy" / "index.html").write_text(  # the page, with its links pointing into _heavy/
         (heavy_out / "heavy" / "index.html").read_text(encoding="utf-8").replace('="/', '="/_heavy/'), encoding="utf-8")
