@@ -199,7 +199,10 @@
         cv.setAttribute("aria-hidden", "true");
         cv.hidden = true;
         svg.after(cv); // same positioned holder (.sg-ph) as its SVG: page layout moves both together
-        return { svg, cv, g: cv.getContext("2d"), w: svg.width.baseVal.value, h: svg.height.baseVal.value, dpr: 0 };
+        // over the rows only (the plot's ground, at the SVG's origin), not the printed scale under them:
+        // text the canvas does not cover is not repainted with every frame
+        const bg = svg.querySelector("rect.sg-bg") || svg;
+        return { svg: bg, cv, g: cv.getContext("2d"), w: svg.width.baseVal.value, h: bg.height.baseVal.value, dpr: 0 };
       });
       colours();
       return motion.layers;
@@ -210,8 +213,8 @@
       motion.ink = getComputedStyle(fig).color;
     }
 
-    // Each canvas lies exactly over its SVG: its offset inside the shared holder is measured (an SVG
-    // element has no offsetLeft/offsetTop), divided by the holder's own scale, so CSS zoom on an
+    // Each canvas lies exactly over its plot's rows: its offset inside the shared holder is measured (an
+    // SVG element has no offsetLeft/offsetTop), divided by the holder's own scale, so CSS zoom on an
     // ancestor counts once; a new device pixel ratio (browser zoom, another screen) gets a new bitmap.
     function place() {
       const dpr = window.devicePixelRatio || 1;

@@ -4,7 +4,8 @@ While a figure plays or its slider is held, its dots are painted on one canvas p
 SVG circles are hidden meanwhile). These tests look at the page as a reader does, on every bundled
 page with an animated figure and on a page of three figures of 50 parameters x 60 runs x 200 steps:
 
-- every visible canvas coincides with the SVG it stands for (position and size within 1 px) while
+- every visible canvas coincides with the plot it stands for (the rows of its SVG, where the dots are;
+  position and size within 1 px) while
   dragging, after a resize and a browser zoom while dragging, while playing and just after a pause,
   at 390 and 1280 px wide, device pixel ratio 1 and 2, light and dark;
 - at the last step the painted frame and the server's SVG look the same, pixel by pixel (small
@@ -32,7 +33,7 @@ COMBOS = [(w, dpr, scheme) for w in (390, 1280) for dpr in (1, 2) for scheme in 
 SHOTS = Path(os.environ.get("SITEGEN_SHOTS") or tempfile.mkdtemp(prefix="sitegen-figure-shots-"))
 
 OFFSETS = """() => [...document.querySelectorAll('canvas.sg-canvas')].filter((c) => !c.hidden).map((c) => {
-  const a = c.getBoundingClientRect(), b = c.previousElementSibling.getBoundingClientRect();
+  const a = c.getBoundingClientRect(), b = c.previousElementSibling.querySelector('rect.sg-bg').getBoundingClientRect();
   return Math.max(Math.abs(a.left - b.left), Math.abs(a.top - b.top),
                   Math.abs(a.width - b.width), Math.abs(a.height - b.height));
 })"""
