@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 import textwrap
 from pathlib import Path
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLED = ["figures-tour/", "gp-parameters/", "silent-bug/", "ill-conditioning/"]
 COMBOS = [(w, dpr, scheme) for w in (390, 1280) for dpr in (1, 2) for scheme in ("light", "dark")]
 SHOTS = Path(os.environ.get("SITEGEN_SHOTS") or tempfile.mkdtemp(prefix="sitegen-figure-shots-"))
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 OFFSETS = """() => [...document.querySelectorAll('canvas.sg-canvas')].filter((c) => !c.hidden).map((c) => {
   const a = c.getBoundingClientRect(), b = c.previousElementSibling.querySelector('rect.sg-bg').getBoundingClientRect();
@@ -74,6 +76,7 @@ def base(tmp_path_factory, serve_dir):
     before = snapshot_tree(heavy, [heavy_out])
     Builder(heavy, out=heavy_out, use_cache=False).build()
     assert_untouched(before, snapshot_tree(heavy, [heavy_out]))
+    shutil.copytree(heavy_out, out / "_heavy")
     (out / "heavy").mkdir()
     (out / "heavy" / "index.html").write_text(  # the page, with its links pointing into _heavy/
         (heavy_out / "heavy" / "index.html").read_text(encoding="utf-8").replace('="/', '="/_heavy/'), encoding="utf-8")
