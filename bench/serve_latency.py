@@ -2,8 +2,8 @@
 
     python bench/serve_latency.py [N_POSTS] [--edits 30] [--keep DIR]
 
-Starts the real command (``python -m sitegen serve SITE --port PORT``) in its own process, connects
-a WebSocket the way the browser's reload script does, then repeatedly
+Starts the real command (``python -m sitegen serve SITE --port PORT``) in its own process, listens
+to the reload stream (server-sent events) the way the browser's reload script does, then repeatedly
 
 * edits one post (appends a sentence to a paragraph) and
 * rewrites one traced data table (as a training run does: new file, then rename over the old),
@@ -19,14 +19,12 @@ figures in DATA_POSTS of its posts. Numbers, not pass/fail.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -113,40 +111,28 @@ def _trace_table(path: Path, scale: float) -> None:
 
 
 class Client:
+    """A reader of the reload stream (server-sent events), as the browser's EventSource reads it."""
+
     def __init__(self, port: int):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /__sitegen/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall((f"GET /__sitegen/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                           "Accept: text/event-stream\r\n\r\n").encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
             buf += self.sock.recv(4096)
         self.buf = buf.split(b"\r\n\r\n", 1)[1]
 
-    def _exact(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server went away")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
     def recv(self) -> dict:
         while True:
-            b1, b2 = self._exact(2)
-            n = b2 & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._exact(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", self._exact(8))[0]
-            payload = self._exact(n)
-            if b1 & 0x0F == 0x1:
-                return json.loads(payload)
-            if b1 & 0x0F == 0x9:  # ping: answer as a browser would
-                mask = os.urandom(4)
-                self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask
-                                  + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            while b"\n\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("server went away")
+                self.buf += chunk
+            block, self.buf = self.buf.split(b"\n\n", 1)
+            data = [line[5:].lstrip(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+            if data:  # not a keep-alive comment or the retry setting
+                return json.loads(b"\n".join(data))
 
 
 def start_server(root: Path) -> tuple[subprocess.Popen, int, list[str]]:

@@ -23,23 +23,24 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import load_config
 from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
+from sitegen.stages import CACHE_NAME, PACKAGE_DIR, PageOut
+from sitegen.stages import digest as _digest
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-CACHE_NAME = ".sitegen-cache"
 PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
 
 
 def _code_version() -> str:
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        if path.name not in ("trace.py", "expr.py", "serve.py", "cli.py"):  # not used by the build itself
+        if path.relative_to(PACKAGE_DIR).parts[0].removesuffix(".py") not in ("trace", "expr", "serve", "cli"):
+            # (not used by the build itself)
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -54,10 +55,6 @@ def _stamp(path: str | Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -77,17 +74,6 @@ class Parsed:
     #: "static": drawn from finished tables only. A page drawn one way is never reused the other way.
     data_mode: str | None = None
     reads_run: bool = False                  # read a run still training: redrawn whenever in doubt
-
-
-@dataclass
-class PageOut:
-    """One output file and what the link checker needs to know about it."""
-
-    key: str
-    data: bytes | None                       # None: unchanged, take it from the previous output
-    links: list[tuple[str, int | None]] = field(default_factory=list)
-    ids: frozenset = frozenset()
-    source: str | None = None                # the post it came from, for messages
 
 
 @dataclass

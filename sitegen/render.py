@@ -15,8 +15,9 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from sitegen.build import PACKAGE_DIR, PageOut, _digest
 from sitegen.content import is_markdown
+from sitegen.stages import PACKAGE_DIR, PageOut
+from sitegen.stages import digest as _digest
 from sitegen.errors import Problem
 
 HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")

@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from sitegen.build import PACKAGE_DIR
+from sitegen.stages import PACKAGE_DIR
 
 CONFIG = '''# Site settings. Every key is optional.
 title = "{title}"

@@ -1,12 +1,12 @@
 """The preview server, end to end: a real server on a free port over a temporary site, real files
-edited on disk, a real WebSocket client listening the way the browser's reload script does.
+edited on disk, a real client of the reload stream (server-sent events) listening the way the
+browser's reload script does.
 
 Nothing here measures time; waits have generous deadlines and end as soon as the awaited thing
 happens (benchmarks live in bench/serve_latency.py).
 """
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
@@ -24,23 +24,21 @@ from pathlib import Path
 import pytest
 
 from sitegen.build import Builder
-from sitegen.serve import (PreviewServer, PortInUse, content_type, inject, is_editor_noise, locate,
-                           ws_frame)
+from sitegen.serve import reload
+from sitegen.serve import PreviewServer, PortInUse, content_type, inject, is_editor_noise, locate
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 30  # seconds: a deadline for things that normally take milliseconds
 
 
 # ---------------------------------------------------------------------------------------------
-# a WebSocket client, as small as the browser's side needs
+# a reload-stream client, reading server-sent events the way the browser's EventSource does
 
 class Client:
     def __init__(self, port: int, origin: str | None = None, host: str | None = None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET /__sitegen/ws HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}",
-                 "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
-                 "Sec-WebSocket-Version: 13"]
+        lines = ["GET /__sitegen/events HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}",
+                 "Accept: text/event-stream", "Cache-Control: no-cache"]
         if origin:
             lines.append(f"Origin: {origin}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -52,41 +50,41 @@ class Client:
             buf += chunk
         head, _, self.buf = buf.partition(b"\r\n\r\n")
         self.status = int(head.split()[1]) if head else 0
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.decode("latin-1").partition(":") for line in head.split(b"\r\n")[1:])}
         self.messages: list[dict] = []
+        self.comments = 0  # keep-alive lines seen
 
-    def _exact(self, n: int, deadline: float | None = None) -> bytes:
-        while len(self.buf) < n:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("no message from the server in time")
-                self.sock.settimeout(left)
+    def _line(self, deadline: float) -> bytes:
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no message from the server in time")
+            self.sock.settimeout(left)
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise ConnectionError("server closed the connection")
+                raise ConnectionError("server closed the stream")
             self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.rstrip(b"\r")
 
     def recv(self, timeout: float = WAIT) -> dict:
-        deadline = time.monotonic() + timeout  # pings from the server do not extend it
+        deadline = time.monotonic() + timeout  # keep-alive comments from the server do not extend it
+        data: list[str] = []
         while True:
-            b1, b2 = self._exact(2, deadline)
-            n = b2 & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._exact(2, deadline))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", self._exact(8, deadline))[0]
-            payload = self._exact(n, deadline)
-            opcode = b1 & 0x0F
-            if opcode == 0x1:
-                msg = json.loads(payload)
-                self.messages.append(msg)
-                return msg
-            if opcode == 0x8:
-                raise ConnectionError("server sent close")
-            if opcode == 0x9:
-                self.send(payload, 0xA)
+            line = self._line(deadline)
+            if not line:  # a blank line ends an event
+                if data:
+                    msg = json.loads("\n".join(data))
+                    self.messages.append(msg)
+                    return msg
+                continue
+            if line.startswith(b":"):
+                self.comments += 1
+                continue
+            name, _, value = line.partition(b":")
+            if name == b"data":
+                data.append(value[1:].decode() if value.startswith(b" ") else value.decode())
 
     def until(self, pred, timeout: float = WAIT) -> dict:
         deadline = time.monotonic() + timeout
@@ -94,12 +92,6 @@ class Client:
             msg = self.recv(max(0.1, deadline - time.monotonic()))
             if pred(msg):
                 return msg
-
-    def send(self, payload: bytes, opcode: int = 0x1) -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x80 | opcode, 0x80 | n])
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
     def close(self) -> None:
         self.sock.close()
@@ -187,7 +179,7 @@ class Preview:
 
     def client(self, **kwargs) -> Client:
         c = Client(self.port, **kwargs)
-        assert c.status == 101
+        assert c.status == 200 and c.headers["content-type"] == "text/event-stream"
         hello = c.recv()
         assert hello["type"] == "hello"
         return c
@@ -293,7 +285,7 @@ def test_pages_are_served_with_the_reload_client_which_never_reaches_the_output(
     assert not (preview.root / "_site").exists(), "the preview must not write the real output folder"
     status, headers, js = preview.get("/__sitegen/reload.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
-    assert b"WebSocket" in js
+    assert b"EventSource" in js
     assert not any((REPO / "sitegen" / "static").glob("reload*")), "preview code would ship with every site"
 
 
@@ -374,7 +366,7 @@ def test_other_hosts_and_origins_are_refused(preview):
     assert evil.status == 403
     evil.close()
     ok = Client(preview.port, origin=f"http://localhost:{preview.port}")
-    assert ok.status == 101
+    assert ok.status == 200
     ok.close()
     assert preview.get("/alpha/", method="POST")[0] == 405
 
@@ -579,13 +571,13 @@ def test_many_clients_all_hear_and_vanishing_ones_leak_nothing(preview):
     path.write_text(path.read_text() + "\nOne more line.\n")
     for c in clients:
         assert "/beta/index.html" in c.until(built)["written"]
-    # half leave abruptly (a reset, no close frame), half say goodbye properly
+    # half leave abruptly (a reset), half hang up properly
     for i, c in enumerate(clients):
         if i % 2:
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.close()
         else:
-            c.send(struct.pack("!H", 1000), 0x8)
+            c.sock.shutdown(socket.SHUT_WR)
             c.close()
     # connections that hang up halfway through a request, or never finish it
     for _ in range(30):
@@ -612,17 +604,30 @@ def test_many_clients_all_hear_and_vanishing_ones_leak_nothing(preview):
     assert preview.get("/alpha/")[0] == 200
 
 
-def test_websocket_ping_and_close(preview):
+def test_the_reload_stream_keeps_alive_and_notices_a_closed_tab(preview, monkeypatch):
+    monkeypatch.setattr(reload, "PING_EVERY", 0.05)
     c = preview.client()
-    c.send(b"are you there", 0x9)
-    c.sock.settimeout(WAIT)
-    b1, b2 = c._exact(2)
-    assert b1 & 0x0F == 0xA
-    assert c._exact(b2 & 0x7F) == b"are you there"
-    c.send(struct.pack("!H", 1000), 0x8)
-    b1, _ = c._exact(2)
-    assert b1 & 0x0F == 0x8
+    deadline = time.monotonic() + WAIT
+    while c.comments < 2 and time.monotonic() < deadline:  # keep-alive lines arrive while nothing happens
+        with pytest.raises(TimeoutError):
+            c.recv(0.2)
+    assert c.comments >= 2
+    assert len(preview.server.hub) == 1
     c.close()
+    while len(preview.server.hub) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(preview.server.hub) == 0
+
+
+def test_the_reload_stream_refuses_other_sites_and_too_many_streams(preview):
+    assert Client(preview.port, origin="http://attacker.example").status == 403
+    assert Client(preview.port, origin="null").status == 403
+    preview.server.hub.limit = 2
+    kept = [preview.client(), preview.client()]
+    extra = Client(preview.port)
+    assert extra.status == 503 and extra.headers.get("retry-after")
+    for c in kept + [extra]:
+        c.close()
 
 
 def test_stop_closes_tabs_and_frees_the_port(tmp_path):
@@ -698,7 +703,7 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path):
         assert conn.getresponse().status == 200
         conn.close()
         client = Client(port)
-        assert client.status == 101
+        assert client.status == 200
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=WAIT)
     finally:
@@ -850,3 +855,40 @@ def test_ctrl_c_twice_still_exits_without_a_traceback(tmp_path):
             proc.kill()
     assert proc.returncode in (0, 130)
     assert "Traceback" not in err and "Traceback" not in out
+
+
+def test_idle_connections_held_open_give_way_to_a_real_request(preview):
+    # 300 connections that say nothing (or half a request line), more than the server's limit: each
+    # newcomer closes the one idle the longest, so the next real request is answered at once.
+    held = []
+    try:
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", preview.port), timeout=WAIT)
+            if i % 3 == 0:
+                s.sendall(b"GET /alpha/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            held.append(s)
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=5)  # not the 10 s it took
+        conn.request("GET", "/alpha/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert time.monotonic() - started < 5
+        assert preview.server.httpd.open_connections <= preview.server.httpd.limit + 1
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_escape_bytes_from_a_request_never_reach_the_terminal(preview):
+    reply = preview.raw(b"GET /\x1b]0;owned\x07/\x1b[2J\x9b HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 404")
+    report = json.dumps({"csp-report": {"document-uri": "http://127.0.0.1/\x1b[31mred",
+                                        "blocked-uri": "inline\x1b[2J", "effective-directive": "script-src"}})
+    conn = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=WAIT)
+    conn.request("POST", "/__sitegen/csp", body=report, headers={"Content-Type": "application/csp-report"})
+    assert conn.getresponse().status == 204
+    conn.close()
+    logged = "\n".join(preview.lines)
+    assert "404 /\\x1b]0;owned\\x07/\\x1b[2J" in logged
+    assert "\\x1b[31mred" in logged and "inline\\x1b[2J" in logged
+    assert not any(c in logged for c in "\x1b\x07\x9b")

@@ -1,7 +1,8 @@
 // The preview's live-reload client. `sitegen serve` adds it to every HTML page it serves, at
 // request time; it is never written into a built site (sitegen/static/ is what a site ships).
 //
-// It keeps one WebSocket to the server, which says after every rebuild which files changed:
+// It listens to the server's reload stream (server-sent events, /__sitegen/events), which says
+// after every rebuild which files changed:
 //   - this page, or a file it loaded, changed  -> reload, keeping the scroll position;
 //   - only stylesheets changed                 -> swap them in place, no reload;
 //   - only data changed (a training run wrote more rows, an experiment was re-run), and the new
@@ -9,8 +10,9 @@
 //     keeps scroll, focus and the step they scrubbed to (figures.js's replace());
 //   - the build failed                         -> an overlay lists every `path:line: message`,
 //                                                 and goes away once a build succeeds again.
-// A WebSocket rather than server-sent events: browsers allow only six HTTP/1.1 connections per
-// host, and each open tab would hold one of them for good.
+// Browsers allow six HTTP/1.1 connections per host, and a stream holds one for as long as it is
+// open; so all of a server's tabs share one stream, held by a shared worker (reload-worker.js),
+// and a browser without shared workers gives each tab its own EventSource.
 (() => {
   "use strict";
 
@@ -334,19 +336,47 @@
     }
   }
 
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}/__sitegen/ws`);
-    socket.addEventListener("open", () => { retries = 0; setOffline(false); });
-    socket.addEventListener("message", (e) => {
+  const EVENTS = "/__sitegen/events";
+
+  function receive(msg) {
+    if (msg.type === "online") setOffline(false);
+    else if (msg.type === "offline") setOffline(true);
+    else handle(msg);
+  }
+
+  function ownStream() { // one EventSource for this tab alone
+    const source = new EventSource(EVENTS);
+    source.addEventListener("open", () => { retries = 0; setOffline(false); });
+    source.addEventListener("message", (e) => {
       try { handle(JSON.parse(e.data)); } catch (err) { console.error("sitegen preview:", err); }
     });
-    socket.addEventListener("close", () => {
+    source.addEventListener("error", () => {
       setOffline(true);
-      setTimeout(connect, Math.min(5000, 200 * 2 ** retries++));
+      // EventSource retries a dropped stream by itself; a refused one (too many tabs) it gives up on.
+      if (source.readyState === EventSource.CLOSED) setTimeout(ownStream, Math.min(5000, 200 * 2 ** retries++));
     });
   }
 
+  function sharedStream() { // the stream every tab of this server shares, held by a worker
+    const worker = new SharedWorker("/__sitegen/reload-worker.js", { name: "sitegen-preview" });
+    const port = worker.port;
+    port.addEventListener("message", (e) => {
+      try { receive(e.data); } catch (err) { console.error("sitegen preview:", err); }
+    });
+    port.start();
+    window.addEventListener("pagehide", () => port.postMessage("bye"), { once: true });
+  }
+
+  function connect() {
+    if (typeof SharedWorker === "function") {
+      try { sharedStream(); return; } catch (e) { /* blocked: fall back to a stream of our own */ }
+    }
+    if (typeof EventSource === "function") ownStream();
+  }
+
+  // A page restored from the back-forward cache said goodbye to the worker when it was left.
+  window.addEventListener("pageshow", (e) => { if (e.persisted) connect(); });
+
   restoreScroll();
-  if ("WebSocket" in window) connect();
+  connect();
 })();

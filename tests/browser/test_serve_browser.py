@@ -124,3 +124,29 @@ def test_the_reload_client_is_allowed_by_the_production_policy(browser, preview)
     assert page.locator("sitegen-preview-overlay section").count() == 0
     assert [m for m in problems if "status of 404" not in m] == []
     page.close()
+
+
+def test_eight_tabs_share_one_stream_and_all_follow_a_save(browser, preview):
+    # A stream holds one of the six connections a browser allows per host: the tabs share one
+    # (reload-worker.js), so an eighth tab still loads, and every tab hears the save.
+    server, root = preview
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    pages = []
+    for _ in range(8):
+        page = context.new_page()
+        page.goto(server.url + "essay/")
+        page.wait_for_function("() => document.querySelector('script[src=\"/__sitegen/reload.js\"]') !== null")
+        pages.append(page)
+    wait_for_tabs(server, 1)
+    assert len(server.hub) == 1
+    post = root / "content" / "essay.md"
+    post.write_text(post.read_text().replace("The first version of the opening.", "Saved once, seen by all."))
+    for page in pages:
+        page.wait_for_selector("text=Saved once, seen by all.", timeout=WAIT_MS)
+    import time
+
+    deadline = time.monotonic() + WAIT_MS / 1000  # a stream left by a reloaded worker takes a moment to notice
+    while len(server.hub) != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(server.hub) == 1
+    context.close()
