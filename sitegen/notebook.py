@@ -804,7 +804,7 @@ class _Handle:
 
 
 def _columns(options: dict[str, str]) -> dict[str, str]:
-    from sitegen.figures.page import mapping
+    from sitegen.directives.options import mapping
 
     try:
         return mapping("columns", options.get("columns", ""))

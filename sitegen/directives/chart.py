@@ -23,7 +23,7 @@ from sitegen.data import LiveWaiting
 from sitegen.directives.expression import catalog_of
 from sitegen.errors import SiteError, closest
 from sitegen.figures import lines, page
-from sitegen.figures.page import OptionError
+from sitegen.directives.options import OptionError, check_options, flag, integer, items, place
 from sitegen.figures.template import parse_interval
 
 OPTIONS = ("data", "x", "y", "series", "run", "where", "center", "band", "each-run", "logx", "logy",
@@ -97,7 +97,7 @@ class Chart(Directive):
     def render(self, call: Call, ctx) -> str:
         import pandas as pd
 
-        if not page.check_options(call, self.options, ctx):
+        if not check_options(call, self.options, ctx):
             return page.error_box("unknown option")
         o = call.options
         data = (o.get("data") or call.argument or "").strip()
@@ -109,7 +109,7 @@ class Chart(Directive):
         try:
             df = catalog.table(data, call.option_line("data") if "data" in o else call.line, ctx)
         except LiveWaiting as exc:
-            return page.waiting(ctx, call, "Chart", "sg-chart", exc.problem.message)
+            return page.waiting(ctx, place(call), "Chart", "sg-chart", exc.problem.message)
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
@@ -130,7 +130,7 @@ class Chart(Directive):
             x = _column(df, x_name, "x")
             series = _column(df, o["series"].strip(), "series", numeric=False) if o.get("series") else None
             run = _column(df, o["run"].strip(), "run", numeric=False) if o.get("run") else None
-            logx, logy = page.flag(call, "logx"), page.flag(call, "logy")
+            logx, logy = flag(call, "logx"), flag(call, "logy")
             centre = (o.get("center") or ("geomean" if logy else "mean")).strip()
             if centre not in lines.CENTRES:
                 near = closest(centre, lines.CENTRES)
@@ -142,28 +142,28 @@ class Chart(Directive):
                 logx=logx, logy=logy,
                 xlabel=o.get("xlabel", x), ylabel=o.get("ylabel", y_label or y),
                 xlim=_lim(o, "xlim"), ylim=_lim(o, "ylim"),
-                height=page.integer(call, "height", 320, lo=120, hi=1200),
-                markers=page.flag(call, "markers"),
+                height=integer(call, "height", 320, lo=120, hi=1200),
+                markers=flag(call, "markers"),
                 series_title=o.get("series-title", series or ""),
             )
-            each = page.flag(call, "each-run")
+            each = flag(call, "each-run")
             if each and not run:
                 raise OptionError("each-run", ":each-run: needs :run: (the column that tells runs apart)")
             frame = df.copy()
             frame[x] = pd.to_numeric(frame[x], errors="coerce")
             frame[y] = pd.to_numeric(frame[y], errors="coerce")
             series_list, notes = lines.summarize(frame, x, y, series, run, centre, band, each,
-                                                 page.items(o.get("series-order", "")) or None)
+                                                 items(o.get("series-order", "")) or None)
         except OptionError as exc:
             if live_run is not None:  # drawn from a run still training: the rows it needs may come later
-                return page.waiting(ctx, call, "Chart", "sg-chart", f"chart: not drawable yet from the running "
+                return page.waiting(ctx, place(call), "Chart", "sg-chart", f"chart: not drawable yet from the running "
                                                                     f"experiment's rows: {exc}")
             ctx.error(call.option_line(exc.key), f"chart: {exc}")
             return page.error_box(str(exc))
         for note in notes:
             ctx.warn(call.line, f"chart: {data}: {note}")
         if (not series_list or not any(s.x for s in series_list)) and live_run is not None:
-            return page.waiting(ctx, call, "Chart", "sg-chart", f"chart: {data}: no rows to draw yet")
+            return page.waiting(ctx, place(call), "Chart", "sg-chart", f"chart: {data}: no rows to draw yet")
         if not series_list or not any(s.x for s in series_list):
             ctx.error(call.line, f"chart: {data}: nothing to draw (no rows with finite x and y)")
             return page.error_box("nothing to draw")
@@ -178,8 +178,8 @@ class Chart(Directive):
         ctx.use_script("figures.js")
         ctx.meta["has_figures"] = True
         note = page.run_note(live_run, _last_step(df) if live_run is not None else None)
-        return page.figure(ctx, call, "Chart", "sg-chart", f'{note}<div class="sg-chart-box">{body}</div>', island,
-                           o.get("caption"))
+        return page.figure(ctx, place(call), "Chart", "sg-chart", f'{note}<div class="sg-chart-box">{body}</div>',
+                           island)
 
 
 def _last_step(df):

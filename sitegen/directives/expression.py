@@ -16,7 +16,8 @@ from sitegen.data import LiveWaiting
 from sitegen.directives import Call, Directive, register
 from sitegen.errors import SiteError
 from sitegen.figures import page, strips
-from sitegen.figures.page import OptionError
+from sitegen.directives.options import (OptionError, check_options, flag, integer, intervals, items, mapping,
+                                       place)
 from sitegen.figures.template import TemplateError
 from sitegen.figures.template import parse as parse_template
 
@@ -29,31 +30,31 @@ def read_options(call: Call) -> strips.StripOptions:
     o = call.options
     opts = strips.StripOptions()
     if "experiments" in o:
-        opts.experiments = page.items(o["experiments"]) or None
+        opts.experiments = items(o["experiments"]) or None
     if "runs" in o:
-        opts.runs = page.items(o["runs"]) or None
-    opts.max_runs = page.integer(call, "max-runs", None)
+        opts.runs = items(o["runs"]) or None
+    opts.max_runs = integer(call, "max-runs", None)
     if "steps" in o:
         try:
             lo, hi = strips_interval(o["steps"])
         except ValueError as exc:
             raise OptionError("steps", str(exc)) from None
         opts.steps = (lo, hi)
-    opts.frames = page.integer(call, "frames", 200, lo=2, hi=5000)
-    opts.animate = page.flag(call, "animate", True)
+    opts.frames = integer(call, "frames", 200, lo=2, hi=5000)
+    opts.animate = flag(call, "animate", True)
     if "log" in o:
-        opts.log = page.items(o["log"])
+        opts.log = items(o["log"])
     if "linear" in o:
-        opts.linear = page.items(o["linear"])
+        opts.linear = items(o["linear"])
     if "range" in o:
-        opts.ranges = page.intervals("range", o["range"])
+        opts.ranges = intervals("range", o["range"])
     if "bounds" in o:
-        opts.bounds = page.intervals("bounds", o["bounds"])
-    bits = page.integer(call, "precision", 8, lo=8, hi=16)
+        opts.bounds = intervals("bounds", o["bounds"])
+    bits = integer(call, "precision", 8, lo=8, hi=16)
     if bits not in (8, 16):
         raise OptionError("precision", ":precision: is 8 (default, 255 positions) or 16 bits")
     opts.bits = bits
-    opts.width = page.integer(call, "width", 96, lo=24, hi=600)
+    opts.width = integer(call, "width", 96, lo=24, hi=600)
     opts.experiment_title = o.get("experiment-title") or None
     opts.run_title = o.get("run-title") or None
     opts.step_title = (o.get("step-title") or "").strip() or None
@@ -94,11 +95,11 @@ class Expression(Directive):
     summary = "a model as code/math with every parameter drawn in place from traced data"
 
     def render(self, call: Call, ctx) -> str:
-        if not page.check_options(call, self.options, ctx):
+        if not check_options(call, self.options, ctx):
             return page.error_box("unknown option")
         try:
             opts = read_options(call)
-            columns = page.mapping("columns", call.options.get("columns", ""))
+            columns = mapping("columns", call.options.get("columns", ""))
         except OptionError as exc:
             ctx.error(call.option_line(exc.key), f"expression: {exc}")
             return page.error_box(str(exc))
@@ -136,7 +137,7 @@ class Expression(Directive):
             data_line = call.option_line("data") if "data" in call.options else call.line
             traced = catalog.traced(data, columns, data_line, ctx)
         except LiveWaiting as exc:
-            return page.waiting(ctx, call, "Visualization", "sg-expression", exc.problem.message)
+            return page.waiting(ctx, place(call), "Visualization", "sg-expression", exc.problem.message)
         except SiteError as exc:
             ctx.problems.append(exc.problem)
             return page.error_box(exc.problem.message)
@@ -151,7 +152,7 @@ class Expression(Directive):
             return page.error_box("internal error")
         if run is not None and not fig.ok:  # drawn from a run still training: the rest may come later
             first = next(i.message for i in fig.issues if i.level == "error")
-            return page.waiting(ctx, call, "Visualization", "sg-expression",
+            return page.waiting(ctx, place(call), "Visualization", "sg-expression",
                                 f"expression: not drawable yet from the running experiment's rows: {first}")
         for issue in fig.issues:
             if issue.template_line is not None:
@@ -169,7 +170,7 @@ class Expression(Directive):
         ctx.meta["has_figures"] = True
         css = "sg-expression" + (" sg-animated" if fig.frames_blob is not None else "")
         note = page.run_note(run, (fig.island.get("steps") or [None])[-1])
-        return page.figure(ctx, call, "Visualization", css, note + fig.html, island, call.options.get("caption"))
+        return page.figure(ctx, place(call), "Visualization", css, note + fig.html, island)
 
 
 register(Expression())

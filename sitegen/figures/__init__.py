@@ -8,5 +8,6 @@ Everything here is a pure function of data and options (no page, no disk): the d
 - :mod:`~sitegen.figures.strips`: expression figures (inline strip plots per placeholder)
 - :mod:`~sitegen.figures.lines`: line charts with bands and legends
 - :mod:`~sitegen.figures.encode`: the compact animation data the browser fetches
-- :mod:`~sitegen.figures.page`: what both directives share (options, captions, numbering)
+- :mod:`~sitegen.figures.page`: what both directives share (captions, numbering, the figure element);
+  their options are read in :mod:`sitegen.directives.options`, never here
 """

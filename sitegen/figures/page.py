@@ -1,95 +1,29 @@
-"""What figure directives share: reading their options, numbering captions, wrapping a figure.
+"""What figure directives share: numbering captions, wrapping a figure, the boxes that stand in for one.
 
-Option values arrive as strings from the post; the readers here turn them into values or raise
-:class:`OptionError` with a message that says what to write instead.
+The directives read their options (:mod:`sitegen.directives.options`) and pass what this module
+needs as a :class:`Place`; nothing here knows a directive's syntax.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sitegen.errors import closest
 from sitegen.figures.svg import esc, json_island
-from sitegen.figures.template import parse_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from sitegen.context import PageContext
-    from sitegen.directives import Call
 
-TRUE = {"", "yes", "true", "on", "1"}
-FALSE = {"no", "false", "off", "0"}
+@dataclass(frozen=True)
+class Place:
+    """Where in a post a figure was asked for: its label and caption, and the 1-based lines to blame."""
 
-
-class OptionError(ValueError):
-    def __init__(self, key: str, message: str):
-        super().__init__(message)
-        self.key = key
-
-
-def check_options(call: "Call", known: tuple[str, ...], ctx: "PageContext") -> bool:
-    """Report options the directive does not know (with did-you-mean). False if any."""
-    ok = True
-    for key in call.options:
-        if key not in known:
-            near = closest(key, known)
-            ctx.error(call.option_line(key), f"{call.name}: unknown option ':{key}:'"
-                      + (f"; did you mean ':{near[0]}:'?" if near else f" (options: {', '.join(known)})"))
-            ok = False
-    return ok
-
-
-def flag(call: "Call", key: str, default: bool = False) -> bool:
-    if key not in call.options:
-        return default
-    v = call.options[key].strip().lower()
-    if v in TRUE:
-        return True
-    if v in FALSE:
-        return False
-    raise OptionError(key, f":{key}: takes yes or no, not {call.options[key]!r}")
-
-
-def items(value: str) -> list[str]:
-    """A comma-separated list (spaces around items ignored; empty items dropped)."""
-    return [x.strip() for x in value.split(",") if x.strip()]
-
-
-def mapping(key: str, value: str) -> dict[str, str]:
-    """``a=b, c=d`` (also separated by ';')."""
-    out = {}
-    for part in re.split(r"[;,]", value):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise OptionError(key, f":{key}: expects name=value pairs separated by commas, got {part!r}")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def intervals(key: str, value: str) -> dict[str, tuple]:
-    """``name=lo:hi, other=lo:`` -> {name: (lo, hi)}."""
-    out = {}
-    for name, text in mapping(key, value).items():
-        try:
-            out[name] = parse_interval(text, f":{key}: {name}")
-        except ValueError as exc:
-            raise OptionError(key, str(exc)) from None
-    return out
-
-
-def integer(call: "Call", key: str, default: int | None, lo: int = 1, hi: int = 10**9) -> int | None:
-    if key not in call.options:
-        return default
-    try:
-        v = int(call.options[key].strip())
-    except ValueError:
-        raise OptionError(key, f":{key}: takes a whole number, not {call.options[key]!r}") from None
-    if not lo <= v <= hi:
-        raise OptionError(key, f":{key}: must be between {lo} and {hi}, not {v}")
-    return v
+    line: int = 1
+    label: str = ""
+    label_line: int | None = None
+    caption: str | None = None
+    caption_line: int | None = None
 
 
 def render_inline(text: str, ctx: "PageContext", line: int | None = None) -> str:
@@ -109,20 +43,19 @@ def render_inline(text: str, ctx: "PageContext", line: int | None = None) -> str
     return out
 
 
-def figure(ctx: "PageContext", call: "Call", kind: str, css: str, body: str, island: dict | None,
-           caption: str | None) -> str:
+def figure(ctx: "PageContext", place: Place, kind: str, css: str, body: str, island: dict | None) -> str:
     """Number the figure, register its label, and wrap ``body`` in ``<figure>`` with its caption."""
     number = ctx.next_number(kind)
-    label = (call.options.get("label") or "").strip()
+    label, caption = place.label, place.caption
     base = label if label else f"{kind.lower()}-{number}"
     anchor = ctx.unique_id(re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-") or f"{kind.lower()}-{number}")
     if label:
-        ctx.add_label(label, kind, number, anchor, call.option_line("label"))
+        ctx.add_label(label, kind, number, anchor, place.label_line or place.line)
     # a figure in a notebook cell stands alone: no "Visualization 1." that nothing refers to
     numbered = not ctx.meta.get("unnumbered_figures")
     cap = f'<span class="sg-fignum">{esc(kind)} {number}.</span>' if numbered else ""
     if caption:
-        cap += (" " if cap else "") + render_inline(caption, ctx, call.option_line("caption"))
+        cap += (" " if cap else "") + render_inline(caption, ctx, place.caption_line or place.line)
     data = json_island(island) if island is not None else ""
     inner = f"{body}{data}" + (f"<figcaption>{cap}</figcaption>" if cap else "")
     # what the preview compares to tell a redrawn figure from an unchanged one
@@ -151,11 +84,11 @@ def run_note(run, last_step) -> str:
             f"</span>Training: shown up to {esc(at)}; the figure grows as the run writes more.</p>")
 
 
-def waiting(ctx: "PageContext", call: "Call", kind: str, css: str, message: str) -> str:
+def waiting(ctx: "PageContext", place: Place, kind: str, css: str, message: str) -> str:
     """The figure whose experiment has started but written nothing yet (preview only): numbered and
     captioned like the figure it becomes, so the preview can swap the drawing in when rows arrive."""
-    ctx.warn(call.line, message)
+    ctx.warn(place.line, message)
     ctx.use_script("figures.js")  # the page keeps the scripts it will need once the drawing arrives
     ctx.meta["has_figures"] = True
     body = f'<p class="sg-run-note sg-run-waiting" role="status">{esc(message)}</p>'
-    return figure(ctx, call, kind, f"{css} sg-waiting", body, None, call.options.get("caption"))
+    return figure(ctx, place, kind, f"{css} sg-waiting", body, None)
