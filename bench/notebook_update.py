@@ -63,7 +63,7 @@ def main() -> None:
     a = ap.parse_args()
 
     sent = Counting()
-    nb.TRANSPORT = sent
+    nb.transport.TRANSPORT = sent
     template = " + ".join(f"⟦p{i}⟧" for i in range(a.params))
     start = table(a.models, a.params, range(a.steps))
     t0 = time.perf_counter()

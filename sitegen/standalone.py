@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sitegen.figures.svg import esc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sitegen.notebook import _Handle
+    from sitegen.notebook.handle import _Handle
 
 PACKAGE = Path(__file__).resolve().parent
 

@@ -16,8 +16,8 @@ import sitegen
 
 ROOT = Path(sitegen.__file__).resolve().parent
 MAX_LINES = 600
-#: being split into packages by other hands at the time of writing (issue #14, #15, #17)
-NOT_YET = ("sitegen/expr", "sitegen/trace", "sitegen/notebook")
+#: being split into packages by other hands at the time of writing (issues #14 and #15)
+NOT_YET = ("sitegen/expr", "sitegen/trace")
 
 
 def modules() -> dict[str, Path]:
@@ -128,6 +128,16 @@ def test_figures_never_import_directives_and_the_builder_never_imports_torch_or_
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(n.split(".")[0] in ("torch", "jax") for n in names), path
+
+
+def test_the_notebook_and_the_preview_sit_on_top_of_the_builder_never_under_it():
+    edges = graph()
+    for name, targets in edges.items():
+        if name.startswith("sitegen.notebook"):
+            assert not targets & {"sitegen.build", "sitegen.render", "sitegen.cli"}, (name, targets)
+            assert not any(t.startswith("sitegen.serve") for t in targets), (name, targets)
+        if not name.startswith(("sitegen.serve", "sitegen.cli")):
+            assert not any(t.startswith("sitegen.serve") for t in targets), (name, targets)
 
 
 def test_no_module_over_600_lines():

@@ -64,7 +64,7 @@ class Recorder(nb.Transport):
 @pytest.fixture
 def sent(monkeypatch):
     rec = Recorder()
-    monkeypatch.setattr(nb, "TRANSPORT", rec)
+    monkeypatch.setattr(nb.transport, "TRANSPORT", rec)
     return rec
 
 
