@@ -10,6 +10,7 @@ implicit import of its parent packages is not an edge (every submodule has it).
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import sitegen
@@ -69,6 +70,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
+@functools.lru_cache(maxsize=1)
 def graph() -> dict[str, set[str]]:
     mods = modules()
     return {name: imports(name, path, set(mods)) for name, path in mods.items()}
