@@ -118,7 +118,8 @@ def cmd_data_import(root: Path, args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """Every command and option (the README's command table is checked against it)."""
     parser = argparse.ArgumentParser(prog="sitegen", description="Static sites for model-visualization essays.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -168,8 +169,11 @@ def main(argv=None) -> int:
                    help="with run: stream the traced tables while training, for a running `sitegen serve`")
     p.add_argument("--site", default=".")
     p.set_defaults(func=cmd_data)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if args.command == "serve":
         args.port_given = args.port is not None
         args.port = 8000 if args.port is None else args.port  # --port 0 asks the system for a free port

@@ -26,6 +26,24 @@ def test_bundled_site_builds_without_errors(bundled_site):
     assert (out / "writing-with-sitegen" / "loss-sketch.svg").exists()
 
 
+def test_a_fresh_builds_warnings_each_say_why_they_are_expected(bundled_site):
+    # the README promises two, each saying why (the figures tour shows the checks catching them)
+    _, result = bundled_site
+    warnings = [str(w) for w in result.warnings]
+    assert len(warnings) == 2, warnings
+    for w in warnings:
+        assert w.startswith("data/demo.expr:") and "; expected here (content/figures-tour.md:" in w, w
+
+
+def test_the_guide_uses_the_sites_own_layout_which_extends_the_default(bundled_site):
+    out, _ = bundled_site
+    page = (out / "writing-with-sitegen" / "index.html").read_text(encoding="utf-8")
+    assert "This page is its own example" in page and "content/writing-with-sitegen/index.md" in page
+    assert 'class="post-nav"' in page  # the rest of the default post page is still there
+    layout = (REPO / "templates" / "guide.html").read_text(encoding="utf-8")
+    assert '{% extends "post.html" %}' in layout and not (REPO / "templates" / "post.html").exists()
+
+
 def test_every_page_is_valid_html(bundled_site):
     out, _ = bundled_site
     if shutil.which("java") is None:

@@ -23,7 +23,7 @@ from sitegen.figures.template import parse as parse_template
 
 OPTIONS = ("data", "template", "columns", "experiments", "runs", "max-runs", "steps", "frames", "animate",
            "log", "linear", "range", "bounds", "precision", "width", "experiment-title", "run-title",
-           "unplaced", "axis", "step-title", "caption", "label")
+           "unplaced", "axis", "step-title", "caption", "label", "expected-warnings")
 
 
 def read_options(call: Call) -> strips.StripOptions:
@@ -154,12 +154,19 @@ class Expression(Directive):
             first = next(i.message for i in fig.issues if i.level == "error")
             return page.waiting(ctx, place(call), "Visualization", "sg-expression",
                                 f"expression: not drawable yet from the running experiment's rows: {first}")
+        # A figure drawn to show what the checks catch says so, so a reader of the build's output knows
+        # the warning is the point, not an accident: "...; expected here (content/post.md:12): why".
+        why = " ".join((call.options.get("expected-warnings") or "").split())
+        expected = f"; expected here ({ctx.path}:{call.option_line('expected-warnings')}): {why}" if why else ""
         for issue in fig.issues:
             if issue.template_line is not None:
                 path, line = where, first + issue.template_line - 1
             else:
                 path, line = ctx.path, call.line
-            (ctx.error if issue.level == "error" else ctx.warn)(line, f"expression: {issue.message}", path=path)
+            if issue.level == "error":
+                ctx.error(line, f"expression: {issue.message}", path=path)
+            else:
+                ctx.warn(line, f"expression: {issue.message}{expected}", path=path)
         if not fig.ok:
             return page.error_box("see the build errors")
 
