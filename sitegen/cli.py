@@ -44,7 +44,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from sitegen.markdown import slugify
+    from sitegen.content import slugify
 
     root = Path(args.site)
     slug = slugify(args.title)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,13 @@ def _string_list(value) -> list[str] | None:
     return None
 
 
+def slugify(text: str) -> str:
+    """Stable, readable ids and slugs: lowercase ASCII words joined by '-'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text.lower())
+    return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
+
+
 def slug_from_path(path: Path) -> tuple[str, dt.datetime | None]:
     stem = path.parent.name if is_bundle_index(path) else path.stem
     m = JEKYLL_NAME.match(stem)
@@ -195,8 +203,6 @@ def slug_from_path(path: Path) -> tuple[str, dt.datetime | None]:
             stem = m.group(4)
         except ValueError:
             pass
-    from sitegen.markdown import slugify
-
     return slugify(stem), date
 
 

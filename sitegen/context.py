@@ -8,6 +8,7 @@ labels for cross-references.
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,23 @@ class PageContext:
     _ids: set[str] = field(default_factory=set)
     #: free-form flags the template may read (e.g. {"has_figures": True})
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the Markdown renderer (:mod:`sitegen.markdown`, set when it renders the page): directives
+    #: render Markdown nested in them through :meth:`render_inline` and :meth:`render_fragment`
+    markup: Any = None
+
+    # -- Markdown nested in a directive -----------------------------------------------
+    def render_inline(self, text: str, line: int) -> str:
+        """A directive's title or caption as inline HTML (math, roles, ``{ref}``), by the page's renderer;
+        escaped text when the page has none."""
+        if self.markup is None:
+            return html.escape(text)
+        return self.markup.render_inline(text, self, line)
+
+    def render_fragment(self, text: str, line: int) -> str:
+        """A directive's body as HTML, by the page's renderer; an escaped paragraph when the page has none."""
+        if self.markup is None:
+            return f"<p>{html.escape(text)}</p>\n"
+        return self.markup.render_fragment(text, self, line)
 
     # -- problems -------------------------------------------------------------------
     def error(self, line: int | None, message: str, path: str | None = None) -> None:

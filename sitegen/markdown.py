@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,7 +19,7 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
-from sitegen.content import is_markdown
+from sitegen.content import is_markdown, slugify  # noqa: F401  (slugify: heading ids here, and for callers)
 from sitegen.context import PageContext
 from sitegen.directives import REGISTRY, Call, load_builtin
 from sitegen.errors import SiteError, closest
@@ -29,13 +29,6 @@ DIRECTIVE_INFO = re.compile(r"^\{([A-Za-z][\w-]*)\}\s*(.*)$")
 OPTION_LINE = re.compile(r"^:([A-Za-z][\w-]*):(?:\s+(.*?))?\s*$")
 ROLE = re.compile(r"\{([A-Za-z][\w-]*)\}(`+)(.+?)\2", re.S)
 REF_MARK = re.compile("\x02ref:([^\x03]*):(\\d+)\x03")
-
-
-def slugify(text: str) -> str:
-    """Stable, readable ids and slugs: lowercase ASCII words joined by '-'."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^\w\s-]", "", text.lower())
-    return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
 
 
 @dataclass
@@ -388,8 +381,16 @@ def _annotate(tokens, line_offset: int, ctx: PageContext, env: dict, md: Markdow
     return toc, excerpt, first_heading
 
 
+def _attach(ctx: PageContext) -> None:
+    """Directives render Markdown nested in them through ``ctx`` (:meth:`PageContext.render_inline`), so they
+    never import this module, which dispatches to them."""
+    if ctx is not None and ctx.markup is None:
+        ctx.markup = sys.modules[__name__]
+
+
 def render(body: str, ctx: PageContext, line_offset: int = 0) -> Rendered:
     """Render a post body. ``line_offset`` is the number of file lines before the body (front matter)."""
+    _attach(ctx)
     md = markdown()
     env = {"ctx": ctx, "line_offset": line_offset}
     tokens = md.parse(body, env)
@@ -405,6 +406,7 @@ def render(body: str, ctx: PageContext, line_offset: int = 0) -> Rendered:
 
 def render_fragment(text: str, ctx: PageContext, line: int) -> str:
     """Markdown inside a directive (a callout's body, a caption): same rules, nested."""
+    _attach(ctx)
     md = markdown()
     env = {"ctx": ctx, "line_offset": line - 1}
     tokens = md.parse(text, env)
@@ -413,6 +415,7 @@ def render_fragment(text: str, ctx: PageContext, line: int) -> str:
 
 
 def render_inline(text: str, ctx: PageContext, line: int) -> str:
+    _attach(ctx)
     md = markdown()
     env = {"ctx": ctx, "line_offset": line - 1}
     tokens = md.parseInline(text, env)

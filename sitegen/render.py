@@ -87,7 +87,7 @@ class Renderer:
         env.filters["rfc3339"] = lambda d: (d or dt.datetime(1970, 1, 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         config = self.config  # not self: a kept environment must not keep a whole build alive
         env.filters["absolute"] = lambda u: config.absolute(u)
-        from sitegen.markdown import slugify
+        from sitegen.content import slugify
 
         env.filters["tagslug"] = slugify
         env.filters["striptags_text"] = lambda s: " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", str(s))).split())
@@ -482,7 +482,7 @@ class Renderer:
                                     self.config.description)))
 
     def _tag_pages(self, entries, base_key, summaries=None) -> None:
-        from sitegen.markdown import slugify
+        from sitegen.content import slugify
 
         summaries = self._summaries(entries) if summaries is None else summaries
         tags: dict[str, list] = {}

@@ -10,6 +10,7 @@ implicit import of its parent packages is not an edge (every submodule has it).
 from __future__ import annotations
 
 import ast
+import re
 import functools
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def test_no_import_circle_in_sitegen():
     assert found == [], "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph between top-level parts of sitegen (``sitegen.serve.http`` -> ``serve``); the
+    package's own ``__init__`` (a lazy door to the notebook) and ``__main__`` stand outside."""
+    def top(name):
+        return name.split(".")[1] if name.count(".") else None
+
+    out: dict[str, set[str]] = {}
+    for name, targets in edges.items():
+        if top(name) in (None, "__main__"):
+            continue
+        out.setdefault(top(name), set()).update(t for t in map(top, targets) if t and t != top(name))
+    return out
+
+
+def test_no_circle_between_the_parts_either():
+    # e.g. markdown dispatches to directives, so directives reach Markdown through the page context
+    found = cycles(packages(graph()))
+    assert found == [], "circles between parts of sitegen: " + "; ".join(" <-> ".join(c) for c in found)
+
+
 def test_figures_never_import_directives_and_the_builder_never_imports_torch_or_jax():
     edges = graph()
     for name, targets in edges.items():
@@ -146,3 +167,23 @@ def test_no_module_over_600_lines():
     long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert all(name.startswith(NOT_YET) for name in long), long
+
+
+def test_architecture_md_lists_what_each_part_imports():
+    """ARCHITECTURE.md's table is drawn from the code; a part importing one it does not list fails here
+    (add it to the table's last column, or do not import it)."""
+    text = (ROOT.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    actual = packages(graph())
+    listed: dict[str, set[str]] = {}
+    for row in text.splitlines():
+        cells = row.split("|")
+        if len(cells) != 5 or not cells[1].strip().startswith("`"):
+            continue
+        parts = [p.strip("/") for p in re.findall(r"`([^`]+)`", cells[1])]
+        allowed = {p.strip("/") for p in re.findall(r"`([^`]+)`", cells[3])}
+        for part in parts:
+            listed[part] = allowed
+    assert set(actual) <= set(listed), f"parts missing from ARCHITECTURE.md: {sorted(set(actual) - set(listed))}"
+    for part, targets in actual.items():
+        extra = targets - listed[part] - {"errors"}
+        assert not extra, f"ARCHITECTURE.md says {part} imports {sorted(listed[part])}, but it also imports {sorted(extra)}"

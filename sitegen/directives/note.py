@@ -20,10 +20,8 @@ class Callout(Directive):
         self.summary = f"a '{default_title}' callout; the argument is an optional title, the body is Markdown"
 
     def render(self, call: Call, ctx) -> str:
-        from sitegen.markdown import render_fragment, render_inline
-
-        title = render_inline(call.argument, ctx, call.line) if call.argument else escapeHtml(self.default_title)
-        body = render_fragment(call.body, ctx, call.body_line)
+        title = ctx.render_inline(call.argument, call.line) if call.argument else escapeHtml(self.default_title)
+        body = ctx.render_fragment(call.body, call.body_line)
         extra = " ".join(escapeHtml(c) for c in call.options.get("class", "").split())
         cls = f"callout callout-{self.name}" + (f" {extra}" if extra else "")
         return (f'<aside class="{cls}" role="note">\n<p class="callout-title">{title}</p>\n'

@@ -27,15 +27,10 @@ class Place:
 
 
 def render_inline(text: str, ctx: "PageContext", line: int | None = None) -> str:
-    """A caption as HTML: the core's inline Markdown (math, roles, {ref}) when it is there, else escaped
-    text with `code`, *emphasis* and **strong**."""
-    fn = None
-    try:
-        from sitegen.markdown import render_inline as fn  # the core's; optional so figures work alone
-    except ImportError:  # pragma: no cover - only while the core is unfinished
-        pass
-    if fn is not None:
-        return fn(text, ctx, line or 1)
+    """A caption as HTML: the page's inline Markdown (math, roles, {ref}) through ``ctx`` when it has a
+    renderer, else escaped text with `code`, *emphasis* and **strong**."""
+    if getattr(ctx, "markup", None) is not None:
+        return ctx.render_inline(text, line or 1)
     out = esc(text)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)

@@ -88,8 +88,11 @@ def draw(kind: str, frame, template: str | None, options: dict[str, str], token:
     from sitegen.directives import load_builtin
 
     directive = load_builtin().directives[kind]
+    from sitegen import markdown
+
     catalog = _FrameCatalog(frame, source)
     ctx = _CellContext(catalog, token)
+    ctx.markup = markdown  # captions read as in a post: math, roles, code
     call = Call(kind, source, dict(options), {k: 0 for k in options}, template or "", 0, 1)
     try:
         html = directive.render(call, ctx)
