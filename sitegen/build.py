@@ -23,14 +23,13 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from sitegen.config import load_config
 from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
-from sitegen.stages import CACHE_NAME, PACKAGE_DIR, PageOut
+from sitegen.stages import CACHE_NAME, PACKAGE_DIR, BuildResult, PageOut, Parsed
 from sitegen.stages import digest as _digest
 
 PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
@@ -55,40 +54,6 @@ def _stamp(path: str | Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-@dataclass
-class Parsed:
-    """The parse stage's result for one post (picklable, cached)."""
-
-    html: str
-    toc: list[dict]
-    excerpt_html: str
-    problems: list[Problem]
-    deps: dict[str, tuple[int, int] | None]  # file -> stamp when read
-    files: dict[str, bytes]
-    scripts: list[str]
-    md_links: dict[str, str]                 # linked source -> URL it resolved to
-    key: str = ""
-    #: None: read no data; "live": drawn by the preview, runs still training read from their parts;
-    #: "static": drawn from finished tables only. A page drawn one way is never reused the other way.
-    data_mode: str | None = None
-    reads_run: bool = False                  # read a run still training: redrawn whenever in doubt
-
-
-@dataclass
-class BuildResult:
-    out_dir: Path
-    problems: list[Problem]
-    pages: int
-    written: list[str]
-    removed: list[str]
-    parsed: list[str]
-    seconds: float
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.level == "warning"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """What the build's two stages share, so that neither imports the other.
 
 :mod:`sitegen.build` runs the stages and writes the site; :mod:`sitegen.render` turns parsed posts
-into pages. Both speak of output files (:class:`PageOut`), key the incremental cache with
-:func:`digest`, and find the package's default templates and static files under
-:data:`PACKAGE_DIR`.
+into pages. Both speak of a parsed post (:class:`Parsed`, what the parse cache holds), output files
+(:class:`PageOut`) and the result (:class:`BuildResult`), key the incremental cache with
+:func:`digest`, and find the package's default templates and static files under :data:`PACKAGE_DIR`.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sitegen.errors import Problem
 
 #: the installed package: its default templates/ and static/ live here
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -31,3 +33,37 @@ class PageOut:
     links: list[tuple[str, int | None]] = field(default_factory=list)
     ids: frozenset = frozenset()
     source: str | None = None                # the post it came from, for messages
+
+
+@dataclass
+class Parsed:
+    """The parse stage's result for one post (picklable, cached)."""
+
+    html: str
+    toc: list[dict]
+    excerpt_html: str
+    problems: list[Problem]
+    deps: dict[str, tuple[int, int] | None]  # file -> stamp when read
+    files: dict[str, bytes]
+    scripts: list[str]
+    md_links: dict[str, str]                 # linked source -> URL it resolved to
+    key: str = ""
+    #: None: read no data; "live": drawn by the preview, runs still training read from their parts;
+    #: "static": drawn from finished tables only. A page drawn one way is never reused the other way.
+    data_mode: str | None = None
+    reads_run: bool = False                  # read a run still training: redrawn whenever in doubt
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    problems: list[Problem]
+    pages: int
+    written: list[str]
+    removed: list[str]
+    parsed: list[str]
+    seconds: float
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]

@@ -140,3 +140,19 @@ def test_serve_open_opens_the_preview_in_the_browser(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_data_import_labels_experiments_and_runs_as_the_readme_says(tmp_path):
+    import pandas as pd
+
+    log = tmp_path / "logs" / "lr-0.1" / "seed-0" / "metrics.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1.0}\n')
+    for name, experiment, run, want in (("patterns", "{0}", "{-1}", ("lr-0.1", "metrics")),
+                                        ("fixed", "adam", "{path}", ("adam", "lr-0.1/seed-0/metrics"))):
+        done = subprocess.run([sys.executable, "-m", "sitegen", "data", "import", "logs", name,
+                               "--experiment", experiment, "--run", run],
+                              capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+        table = pd.read_parquet(tmp_path / "data" / f"{name}.parquet")
+        assert set(zip(table["experiment"], table["run"])) == {want}
