@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import re
 import shutil
 import sys
 import time
@@ -30,6 +29,7 @@ from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
 from sitegen.stages import CACHE_NAME, PACKAGE_DIR, BuildResult, PageOut, Parsed
+from sitegen.stages import resolve_href as _resolve_href
 from sitegen.stages import digest as _digest
 
 PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
@@ -581,22 +581,3 @@ def _prune_empty_dirs(root: Path) -> None:
                 os.rmdir(dirpath)
             except OSError:
                 pass
-
-
-EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
-
-
-def _resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
-    """An internal href as a site path and anchor; (None, None) for external links."""
-    from urllib.parse import unquote, urljoin
-
-    if not href or EXTERNAL.match(href):
-        return None, None
-    path, _, fragment = href.partition("#")
-    path = path.partition("?")[0]
-    anchor = unquote(fragment) or None
-    if not path:
-        return base, anchor
-    if path.startswith("/"):
-        return unquote(path), anchor
-    return unquote(urljoin(base, path)), anchor

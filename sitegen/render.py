@@ -16,12 +16,11 @@ from pathlib import Path
 from markupsafe import Markup
 
 from sitegen.content import is_markdown
-from sitegen.stages import PACKAGE_DIR, PageOut
+from sitegen.stages import IDS, PACKAGE_DIR, PageOut
+from sitegen.stages import page_out as _page_out
 from sitegen.stages import digest as _digest
 from sitegen.errors import Problem
 
-HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")
-IDS = re.compile(r"""\sid\s*=\s*"([^"]*)\"""")
 ASSET_TYPES = {".css", ".js"}
 
 
@@ -570,18 +569,6 @@ class _Neighbours:
             return default
         newer, older = self.adjacent(rel)
         return (_neighbour(newer), _neighbour(older))
-
-
-def _page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
-    """An output file plus what the link checker needs: its ids and its links (with source lines)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    links, ids = [], frozenset()
-    if not binary and rel.endswith(".html"):
-        text = data.decode("utf-8")
-        ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
-        links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
-    return PageOut(key, data, links, ids, source)
 
 
 def _sort_key(post):

@@ -8,6 +8,8 @@ into pages. Both speak of a parsed post (:class:`Parsed`, what the parse cache h
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,3 +69,39 @@ class BuildResult:
     @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.level == "warning"]
+
+
+# -- the links and ids of an output file, for the link checker ------------------------------------------
+HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")
+IDS = re.compile(r"""\sid\s*=\s*"([^"]*)\"""")
+
+
+def page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
+    """An output file plus what the link checker needs: its ids and its links (with source lines)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    links, ids = [], frozenset()
+    if not binary and rel.endswith(".html"):
+        text = data.decode("utf-8")
+        ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
+        links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
+    return PageOut(key, data, links, ids, source)
+
+
+EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
+
+
+def resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
+    """An internal href as a site path and anchor; (None, None) for external links."""
+    from urllib.parse import unquote, urljoin
+
+    if not href or EXTERNAL.match(href):
+        return None, None
+    path, _, fragment = href.partition("#")
+    path = path.partition("?")[0]
+    anchor = unquote(fragment) or None
+    if not path:
+        return base, anchor
+    if path.startswith("/"):
+        return unquote(path), anchor
+    return unquote(urljoin(base, path)), anchor
