@@ -10,7 +10,8 @@ are small, so one wants to fit them together. Two ways:
   computes only the models still running (``gp_model.fit_per_model``): the batch costs the same
   evaluations as fitting the models one by one.
 
-We trace every parameter of every model at every round for both (the animation in the essay),
+The GP is the essay kernel (``gp_model.EssayLayout``, 55 parameters). We trace every parameter of
+every model for both (the animation in the essay),
 count loss/gradient evaluations, and time each way against fitting the models one by one.
 
     python -m experiments.gp_batch_convergence --preset small --device auto
@@ -23,11 +24,14 @@ shows it; the timing runs that follow are not traced.
 Writes into ``--out`` (default ``data/``):
 
 * ``gp_batch_trace.parquet``: ``experiment`` ("lockstep" or "per-model"), ``run`` (fold = the
-  held-out configuration), ``step`` (evaluation round), ``param`` (``lengthscale[log_lr]``, ...,
+  held-out configuration), ``step`` (evaluation round; every round up to 50, then every 10th and
+  the last), ``param`` (the essay kernel's ``fact_lengthscale[log_epochs]``, ..., ``w_joint``,
   ``outputscale``, ``noise``, ``mean``; constrained values), ``value``; extra columns ``loss``
   (-log posterior of that model at that round) and ``stopped`` (1 once that model has stopped);
 * ``gp_batch_counts.parquet``: one row per way of fitting (lockstep, per-model, one-by-one):
   evaluations, the waste ratio (evaluations / one-by-one evaluations), rounds, wall time;
+* ``gp_batch_curves.parquet``: the folds' summed objective against model-evaluations spent, per way
+  (``mode``, ``evaluations``, ``objective``): the essay's Chart 3;
 * ``gp_batch_fold_evals.parquet``: evaluations per fold and way (experiment = way, run = fold);
 * ``gp_batch_convergence.provenance.json`` with those numbers in ``results``.
 """
@@ -37,7 +41,7 @@ import time
 
 import numpy as np
 
-from experiments._common import DATA, Provenance, jax_device, parse_args
+from experiments._common import DATA, Progress, Provenance, jax_device, parse_args, require, site_path
 
 # ----------------------------------------------------------------------------------- settings
 PRESETS = {
@@ -49,6 +53,9 @@ PRIOR = "tight"          # gp_model.PRIORS key; the lengthscale prior Gamma(3, 6
 CHUNK_STEPS = 10         # rounds per compiled call; the traced fits hand each call's rounds to the
                          # tracer (and with --live to the preview) as it returns. The fits take
                          # a few dozen rounds, so 50 made each fit one call and nothing to watch
+TRACE_DENSE, TRACE_EVERY = 50, 10   # the trace keeps every round up to 50, then every 10th and the
+                         # last: the page animates them, and lockstep can run for a thousand rounds
+CURVE_POINTS = 400       # at most this many points per way in the objective-against-evaluations table
 # ----------------------------------------------------------------------------------------------
 
 
@@ -72,13 +79,49 @@ def timed(fn, repeats: int):
     return result, first, best
 
 
+def thin(frame, points: int):
+    """At most ``points`` rows, evenly spaced, always the first and the last."""
+    if len(frame) <= points:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, points).round().astype(int))
+    return frame.iloc[keep]
+
+
+def objective_curves(loss0, round_losses, one_losses, per_model_evals, folds: int):
+    """Chart 3's table: ``mode``, ``evaluations`` (model-evaluations spent so far), ``objective``
+    (the folds' summed -log posterior: each fold at its current point, a fold not started yet at its
+    start). Lockstep spends ``folds`` per round; per-model the folds still running; one by one the
+    folds are fitted in order, each to the end."""
+    import pandas as pd
+
+    frames = []
+    lock = np.asarray(round_losses["lockstep"])
+    frames.append(pd.DataFrame({"mode": "lockstep", "evaluations": np.arange(len(lock)) * folds,
+                                "objective": lock.sum(axis=1)}))
+    per = np.asarray(round_losses["per-model"])
+    spent = np.array([np.minimum(per_model_evals, r).sum() for r in range(len(per))])
+    frames.append(pd.DataFrame({"mode": "per-model", "evaluations": spent, "objective": per.sum(axis=1)}))
+    start, finals = np.asarray(loss0, dtype=np.float64), np.array([ls[-1] for ls in one_losses])
+    evaluations, objective, done = [0], [start.sum()], 0
+    for i, ls in enumerate(one_losses):
+        before = finals[:i].sum() + start[i + 1:].sum()
+        for k, value in enumerate(ls, start=1):
+            evaluations.append(done + k)
+            objective.append(before + value)
+        done += len(ls)
+    frames.append(pd.DataFrame({"mode": "one-by-one", "evaluations": evaluations, "objective": objective}))
+    return pd.concat([thin(f.drop_duplicates("evaluations", keep="last"), CURVE_POINTS) for f in frames],
+                     ignore_index=True)
+
+
 def main(argv=None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv, extra=add_arguments)
     import jax
     import pandas as pd
 
+    require("jax")
     from experiments import gp_model as gm
-    from experiments.gp_loocv import CATEGORICAL, CONTINUOUS, load_sweep
+    from experiments.gp_loocv import essay_layout, load_sweep
     from sitegen.live import preview_hint
     from sitegen.trace import Tracer
 
@@ -92,7 +135,7 @@ def main(argv=None) -> dict:
     folds = min(preset["folds"], len(table))
     subset = np.random.default_rng(args.seed).choice(len(table), size=folds, replace=False)
     loo = gm.leave_one_out(u, c, y, subset[None, :])
-    problem, layout, priors = loo.problem, gm.Layout(CONTINUOUS, CATEGORICAL), gm.PRIORS[PRIOR]
+    problem, layout, priors = loo.problem, essay_layout(), gm.PRIORS[PRIOR]
     opts = gm.Options()
     chunk = 1 if device.platform == "cpu" else 32
 
@@ -112,23 +155,34 @@ def main(argv=None) -> dict:
         tracer.record_batch(0, names, layout.constrained(x0), experiment=experiment, run=runs,
                             extra={"loss": loss0, "stopped": np.zeros(folds)})
 
+    def kept(step, last):
+        return step <= TRACE_DENSE or step % TRACE_EVERY == 0 or step == last
+
+    round_losses = {"lockstep": [loss0], "per-model": [loss0]}   # every round's losses, for the curves
+
     def trace_lockstep(first, xs, state):
         # state.evals rounds have run: the rest of the last chunk ran after the joint fit stopped
         last, done = int(state.evals), bool(state.done)
         losses = np.asarray(rounds_losses(xs))
         for i in range(last - first + 1):
             step = first + i
-            tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="lockstep", run=runs,
-                                extra={"loss": losses[i], "stopped": np.full(folds, float(done and step == last))})
+            round_losses["lockstep"].append(losses[i])
+            if kept(step, last if done else None):
+                tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="lockstep", run=runs,
+                                    extra={"loss": losses[i],
+                                           "stopped": np.full(folds, float(done and step == last))})
         tracer.publish()
 
     def trace_per_model(first, xs, fs, state):
         # a fold that is done has its final evaluation count: it stopped at that round
         evals, done = np.asarray(state.evals), np.asarray(state.done)
-        for i in range(int(evals.max()) - first + 1):
+        last = int(evals.max())
+        for i in range(last - first + 1):
             step = first + i
-            tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="per-model", run=runs,
-                                extra={"loss": fs[i], "stopped": (done & (evals <= step)).astype(float)})
+            round_losses["per-model"].append(np.asarray(fs[i]))
+            if kept(step, last if done.all() else None):
+                tracer.record_batch(step, names, layout.constrained(xs[i]), experiment="per-model", run=runs,
+                                    extra={"loss": fs[i], "stopped": (done & (evals <= step)).astype(float)})
         tracer.publish()
 
     trace_start("lockstep")
@@ -146,6 +200,18 @@ def main(argv=None) -> dict:
         lambda: gm.fit_per_model(problem, layout, priors, opts, chunk=chunk, steps=CHUNK_STEPS), repeats)
     one, one_first, one_wall = timed(lambda: gm.fit_one_by_one(problem, layout, priors, opts), repeats)
 
+    # ---- the objective (summed -log posterior of the folds) against evaluations spent, each way
+    one_losses = []   # per fold: its loss after each of its evaluations, fitted alone
+    progress = Progress(folds, "folds", label="one-by-one, traced")
+    for i in range(folds):
+        seen = []
+        gm.fit_per_model(problem.take(slice(i, i + 1)), layout, priors, opts,
+                         on_steps=lambda first, xs, fs, state: seen.extend(np.asarray(fs[:, 0]).tolist()))
+        one_losses.append(np.asarray(seen[:int(one.evals[i])]))
+        progress.update()
+    progress.close()
+    curves = objective_curves(loss0, round_losses, one_losses, per_model.evals, folds)
+
     # ---- counts
     ways = {"lockstep": (lock, lock_wall, lock_first), "per-model": (per_model, model_wall, model_first),
             "one-by-one": (one, one_wall, one_first)}
@@ -158,6 +224,7 @@ def main(argv=None) -> dict:
         "max_loss_gap_to_one_by_one": float(np.max(np.abs(fit.loss - one.loss))),
     } for mode, (fit, wall, first) in ways.items()])
     counts.to_parquet(prov.output(args.out / "gp_batch_counts.parquet"), index=False)
+    curves.to_parquet(prov.output(args.out / "gp_batch_curves.parquet"), index=False)
     fold_evals = pd.concat([pd.DataFrame({"experiment": mode, "run": runs, "param": "evaluations",
                                           "value": (np.full(folds, fit.rounds) if mode == "lockstep"
                                                     else fit.evals).astype(np.float64)})
@@ -168,6 +235,9 @@ def main(argv=None) -> dict:
     prov.results = {
         "folds": folds, "points_per_model": folds - 1, "parameters_per_model": layout.size,
         "prior": str(priors.lengthscale), "subset_rows": subset.tolist(), "chunk": chunk,
+        "sweep": site_path(args.sweep), "trace_rounds": f"every round up to {TRACE_DENSE}, then every "
+                                                       f"{TRACE_EVERY}th and the last",
+        "final_objective": {m: float(curves[curves["mode"] == m]["objective"].iloc[-1]) for m in ways},
         "evaluations": {m: int(row.loc[m, "evaluations"]) for m in ways},
         "waste_ratio": {m: round(float(row.loc[m, "waste_ratio"]), 4) for m in ways},
         "wall_s": {m: round(float(row.loc[m, "wall_s"]), 4) for m in ways},

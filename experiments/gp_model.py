@@ -80,6 +80,7 @@ class Priors(NamedTuple):
     lengthscale: Gamma
     outputscale: Gamma = Gamma(2.0, 0.15)
     noise: Gamma = Gamma(1.1, 0.05)
+    weight: Gamma = Gamma(2.0, 2.0)   # the essay kernel's mixing weights (EssayLayout): mode 0.5, mean 1
 
 
 # The two lengthscale priors the essays compare. Both have their mode at 1/3 of the unit cube; the
@@ -146,6 +147,24 @@ class Layout:
         unit outputscale (the targets are standardised), noise 0.1, mean 0."""
         return self.raw(priors.lengthscale.mode or 0.5, 1.0, 0.1, 0.0)
 
+    # what the model code asks of a layout (EssayLayout answers the same questions)
+    def gram(self, theta, u1, c1, u2, c2):
+        ls, outputscale, _, _ = self.unpack(theta)
+        return kernel(u1, c1, u2, c2, ls, outputscale)
+
+    def prior_variance(self, theta):
+        """k(x, x), the same for every x."""
+        return self.unpack(theta)[1]
+
+    def noise_mean(self, theta):
+        _, _, noise, mean = self.unpack(theta)
+        return noise, mean
+
+    def log_prior(self, theta, priors: Priors):
+        ls, outputscale, noise, _ = self.unpack(theta)
+        return (jnp.sum(priors.lengthscale.log_prob(ls)) + priors.outputscale.log_prob(outputscale)
+                + priors.noise.log_prob(noise))
+
 
 # ------------------------------------------------------------------------------------ model
 def kernel(u1, c1, u2, c2, lengthscale, outputscale):
@@ -193,39 +212,40 @@ def covariance(theta, u, c, mask, *, layout: Layout):
     """K + noise I of one model. Padding points (``mask`` 0) get a unit diagonal and no covariance
     with anything, which leaves the likelihood of the real points exactly as it was: that lets
     datasets of different sizes share one compiled fit."""
-    ls, outputscale, noise, _ = layout.unpack(theta)
+    noise, _ = layout.noise_mean(theta)
     both = mask[:, None] * mask[None, :]
-    return kernel(u, c, u, c, ls, outputscale) * both + jnp.diag(noise * mask + (1.0 - mask))
+    return layout.gram(theta, u, c, u, c) * both + jnp.diag(noise * mask + (1.0 - mask))
 
 
 def neg_log_posterior(theta, u, c, y, mask, *, layout: Layout, priors: Priors):
     """-(log marginal likelihood + log priors) of one model: ``u (n, Dc)``, ``c (n, Dk)``,
     ``y (n,)``, ``mask (n,)`` (1 for a point, 0 for padding)."""
-    ls, outputscale, noise, mean = layout.unpack(theta)
+    _, mean = layout.noise_mean(theta)
     K = covariance(theta, u, c, mask, layout=layout)
-    log_prior = (jnp.sum(priors.lengthscale.log_prob(ls)) + priors.outputscale.log_prob(outputscale)
-                 + priors.noise.log_prob(noise))
+    log_prior = layout.log_prior(theta, priors)
     return gaussian_nll(K, (y - mean) * mask) + 0.5 * jnp.sum(mask) * math.log(2 * math.pi) - log_prior
 
 
 def predict(theta, u, c, y, mask, u_new, c_new, *, layout: Layout):
     """Posterior mean and variance (of the latent function) at ``u_new, c_new`` for one model."""
-    ls, outputscale, noise, mean = layout.unpack(theta)
+    _, mean = layout.noise_mean(theta)
     L = jnp.linalg.cholesky(covariance(theta, u, c, mask, layout=layout))
-    Ks = kernel(u_new, c_new, u, c, ls, outputscale) * mask[None, :]
+    Ks = layout.gram(theta, u_new, c_new, u, c) * mask[None, :]
     alpha = jax.scipy.linalg.cho_solve((L, True), (y - mean) * mask)
     v = jax.scipy.linalg.solve_triangular(L, Ks.T, lower=True)
-    var = outputscale - jnp.sum(v * v, axis=0)
+    var = layout.prior_variance(theta) - jnp.sum(v * v, axis=0)
     return mean + Ks @ alpha, var
 
 
 # ------------------------------------------------------------------------------- template
-def expression(layout: Layout):
+def expression(layout):
     """The kernel as a :mod:`sitegen.expr` program (vectors kept; see ``template`` for the printed
     form). Its parameters are named as ``Layout.names``; ``tests/test_experiments_gp.py`` checks it
     computes what ``kernel`` computes."""
     import sitegen.expr as E
 
+    if isinstance(layout, EssayLayout):
+        return essay_expression(layout)
     cont, cat = list(layout.continuous), list(layout.categorical)
     u = E.var("u", (len(cont),), cont, element_format="{label}")
     u2 = E.var("u2", (len(cont),), cont, display="u′", element_format="{label}′")
@@ -250,13 +270,195 @@ OBSERVATION_LINES = (
 )
 
 
-def template(layout: Layout, style: str = "python") -> str:
+def template(layout, style: str = "python") -> str:
     """The printed model: the kernel written out feature by feature, then the observation model.
-    Every placeholder is a name in ``layout.names``, the names the traces use."""
+    Every placeholder is a name in ``layout.names``, the names the traces use. The essay kernel is
+    printed as the essay prints it, ``compare('log_epochs') / ⟦lengthscale⟧`` (see ``compare_form``)."""
     import sitegen.expr as E
 
-    text = E.to_template(E.unvectorize(expression(layout)), style=style)
+    tree = E.unvectorize(expression(layout))
+    if isinstance(layout, EssayLayout):
+        tree = compare_form(tree)
+    text = E.to_template(tree, style=style)
+    if isinstance(layout, EssayLayout):
+        text = COMPARE_LINE + "\n" + text
     return text + "\n".join(OBSERVATION_LINES) + "\n"
+
+
+COMPARE_LINE = "# compare('x') = x - x′: two configurations' values of x (scaled to [0, 1] over the sweep) subtracted"
+
+
+# ------------------------------------------------------------------- the essay's kernel
+@dataclass(frozen=True)
+class EssayLayout:
+    """The kernel of the essay this project grew from: a *factorized* kernel (a kernel over the
+    scalar hyperparameters plus a kernel over the choice, each with its own weight) plus a *joint*
+    kernel (their product), each part with its own lengthscales, all times one output scale::
+
+        k = outputscale * (w_factorized * (w_scalar * matern52(r_f) + w_choice * exp(-d_f))
+                           + w_joint * matern52(r_j) * exp(-d_j))
+
+    ``r`` is the scaled Euclidean distance over the scalar inputs, ``d`` the scaled L1 distance
+    over the choice's one-hot columns (``is_sgd``, ...). With 20 scalars and a 4-way choice that is
+    48 lengthscales, 4 weights, the output scale, noise and mean: 55 parameters.
+
+    ``theta = [fact_lengthscale (Dc) | fact_choice_lengthscale (L) | joint_lengthscale (Dc) |
+    joint_choice_lengthscale (L) | w_factorized, w_scalar, w_choice, w_joint | outputscale | noise |
+    mean]``, all but the mean through softplus. ``c`` holds the choice as an integer code (one column).
+    """
+
+    continuous: tuple[str, ...]
+    categorical: str
+    levels: tuple[str, ...]
+
+    WEIGHTS = ("w_factorized", "w_scalar", "w_choice", "w_joint")
+
+    @property
+    def choice_names(self) -> list[str]:
+        return [f"is_{level}" for level in self.levels]
+
+    @property
+    def lengthscales(self) -> int:
+        return 2 * (len(self.continuous) + len(self.levels))
+
+    @property
+    def size(self) -> int:
+        return self.lengthscales + len(self.WEIGHTS) + 3
+
+    @property
+    def names(self) -> list[str]:
+        cont, choice = list(self.continuous), self.choice_names
+        return ([f"fact_lengthscale[{f}]" for f in cont] + [f"fact_choice_lengthscale[{f}]" for f in choice]
+                + [f"joint_lengthscale[{f}]" for f in cont] + [f"joint_choice_lengthscale[{f}]" for f in choice]
+                + list(self.WEIGHTS) + ["outputscale", "noise", "mean"])
+
+    def _split(self, theta):
+        dc, nl, n_ls = len(self.continuous), len(self.levels), self.lengthscales
+        ls = softplus(theta[..., :n_ls])
+        w = softplus(theta[..., n_ls:n_ls + 4])
+        outputscale = softplus(theta[..., n_ls + 4])
+        noise = softplus(theta[..., n_ls + 5]) + NOISE_FLOOR
+        mean = theta[..., n_ls + 6]
+        parts = (ls[..., :dc], ls[..., dc:dc + nl], ls[..., dc + nl:2 * dc + nl], ls[..., 2 * dc + nl:])
+        return parts, w, outputscale, noise, mean
+
+    def constrained(self, theta):
+        n_ls = self.lengthscales
+        _, _, _, noise, _ = self._split(theta)
+        return jnp.concatenate([softplus(theta[..., :n_ls + 5]), noise[..., None], theta[..., n_ls + 6:n_ls + 7]],
+                               axis=-1)
+
+    def raw(self, lengthscale, weight, outputscale, noise, mean) -> np.ndarray:
+        ls = np.broadcast_to(np.asarray(lengthscale, dtype=np.float64), (self.lengthscales,))
+        w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (4,))
+        return np.concatenate([inverse_softplus(ls), inverse_softplus(w), inverse_softplus([outputscale]),
+                               inverse_softplus([noise - NOISE_FLOOR]), [float(mean)]])
+
+    def initial(self, priors: Priors) -> np.ndarray:
+        """Lengthscales at their prior's mode, weights 0.5 (so k(x, x) starts at the output scale,
+        1: the targets are standardised), noise 0.1, mean 0."""
+        return self.raw(priors.lengthscale.mode or 0.5, 0.5, 1.0, 0.1, 0.0)
+
+    def gram(self, theta, u1, c1, u2, c2):
+        (ls_f, ls_fc, ls_j, ls_jc), w, outputscale, _, _ = self._split(theta)
+        levels = len(self.levels)
+        h1 = jax.nn.one_hot(c1[:, 0], levels, dtype=u1.dtype)
+        h2 = jax.nn.one_hot(c2[:, 0], levels, dtype=u1.dtype)
+
+        def matern(ls):
+            z1, z2 = u1 / ls, u2 / ls
+            r2 = jnp.sum((z1[:, None, :] - z2[None, :, :]) ** 2, axis=-1)
+            r = jnp.sqrt(jnp.maximum(r2, 1e-30))
+            return (1.0 + SQRT5 * r + (5.0 / 3.0) * r2) * jnp.exp(-SQRT5 * r)
+
+        def choice(ls):
+            return jnp.exp(-jnp.sum(jnp.abs(h1[:, None, :] - h2[None, :, :]) / ls, axis=-1))
+
+        factorized = w[1] * matern(ls_f) + w[2] * choice(ls_fc)
+        joint = matern(ls_j) * choice(ls_jc)
+        return outputscale * (w[0] * factorized + w[3] * joint)
+
+    def prior_variance(self, theta):
+        _, w, outputscale, _, _ = self._split(theta)
+        return outputscale * (w[0] * (w[1] + w[2]) + w[3])
+
+    def noise_mean(self, theta):
+        _, _, _, noise, mean = self._split(theta)
+        return noise, mean
+
+    def log_prior(self, theta, priors: Priors):
+        parts, w, outputscale, noise, _ = self._split(theta)
+        return (sum(jnp.sum(priors.lengthscale.log_prob(ls)) for ls in parts) + jnp.sum(priors.weight.log_prob(w))
+                + priors.outputscale.log_prob(outputscale) + priors.noise.log_prob(noise))
+
+
+def essay_expression(layout: EssayLayout):
+    """The essay kernel as a :mod:`sitegen.expr` program, vectors kept (evaluable: the tests check
+    it computes ``EssayLayout.gram``). Inputs: ``u, u2`` (scalars in [0, 1]) and ``h, h2`` (the
+    choice one-hot)."""
+    import sitegen.expr as E
+
+    cont, choice = list(layout.continuous), layout.choice_names
+    u = E.var("u", (len(cont),), cont, element_format="{label}")
+    u2 = E.var("u2", (len(cont),), cont, display="u′", element_format="{label}′")
+    h = E.var("h", (len(choice),), choice, element_format="{label}")
+    h2 = E.var("h2", (len(choice),), choice, display="h′", element_format="{label}′")
+
+    def ls(name, labels):
+        return E.param(name, (len(labels),), labels, options={"log": True})
+
+    def weight(name):
+        return E.param(name, options={"log": True})
+
+    r_f = E.sqrt(E.sum_(((u - u2) / ls("fact_lengthscale", cont)) ** 2))
+    d_f = E.sum_(E.abs_(h - h2) / ls("fact_choice_lengthscale", choice))
+    r_j = E.sqrt(E.sum_(((u - u2) / ls("joint_lengthscale", cont)) ** 2))
+    d_j = E.sum_(E.abs_(h - h2) / ls("joint_choice_lengthscale", choice))
+    factorized = weight("w_scalar") * E.matern52(r_f) + weight("w_choice") * E.exp(-d_f)
+    joint = E.matern52(r_j) * E.exp(-d_j)
+    k = E.param("outputscale", options={"log": True}) * (weight("w_factorized") * factorized
+                                                        + weight("w_joint") * joint)
+    comments = {
+        "r_scalar": "factorized kernel, scalar part: distance over the 20 scalar hyperparameters "
+                    "(each scaled to [0, 1] over the sweep)",
+        "d_choice": "factorized kernel, choice part: distance over the optimiser's one-hot columns",
+        "r_joint": "joint kernel: the same distances with lengthscales of its own",
+        "d_joint": None,
+        "k": "k = factorized (scalar + choice, weighted) + joint (scalar x choice), times the output scale",
+    }
+    return E.let(k, {"r_scalar": r_f, "d_choice": d_f, "r_joint": r_j, "d_joint": d_j}, "k",
+                 comments={n: c for n, c in comments.items() if c})
+
+
+def _register_compare():
+    import sitegen.expr as E
+
+    if "compare" not in E.FUNCTIONS:
+        E.register_function("compare", ("name",),
+                            doc="compare('x'): configuration x's value of hyperparameter x minus x′'s")
+
+
+def compare_form(tree):
+    """Rewrite an unvectorized essay kernel into the essay's pseudocode: every ``u[f] - u′[f]`` (and
+    ``h[f] - h′[f]``) becomes ``compare('f')``. A printing form only (``compare`` has no
+    implementation); :func:`essay_expression` is the evaluable one."""
+    import sitegen.expr as E
+
+    _register_compare()
+
+    def rewrite(node):
+        if isinstance(node, E.Op) and node.op == "sub":
+            a, b = node.args
+            if (isinstance(a, E.Index) and isinstance(b, E.Index) and isinstance(a.node, E.Var)
+                    and isinstance(b.node, E.Var) and (a.node.name, b.node.name) in (("u", "u2"), ("h", "h2"))
+                    and a.index == b.index):
+                label = a.node.element_label(a.index)
+                return E.call("compare", E.var(f"'{label}'"))
+        return node
+
+    if isinstance(tree, E.Program):
+        return tree.map(lambda t: E.map_tree(t, rewrite))
+    return E.map_tree(tree, rewrite)
 
 
 # --------------------------------------------------------------- reverse-communication L-BFGS
@@ -643,7 +845,7 @@ def held_out_predictions(loo: LeaveOneOut, theta, layout: Layout, pad_points: in
     mean, var = predict_batch(jnp.asarray(pad(theta)), problem, jnp.asarray(pad(loo.u_held)),
                               jnp.asarray(pad(loo.c_held)), layout=layout)
     mean, var = np.asarray(mean)[:B, 0], np.asarray(var)[:B, 0]
-    noise = np.asarray(layout.unpack(jnp.asarray(theta))[2])
+    noise = np.asarray(layout.noise_mean(jnp.asarray(theta))[0])
     pred = mean * loo.y_std + loo.y_mean
     pred_var = (np.maximum(var, 0.0) + noise) * loo.y_std ** 2
     return pred, pred_var

@@ -22,8 +22,14 @@ pytest.importorskip("scipy")
 pd = pytest.importorskip("pandas")
 
 REPO = Path(__file__).resolve().parent.parent
-CONTINUOUS = ["log_lr", "log_wd_conv", "log_wd_dense", "log_batch_size", "epochs", "channels1", "channels2"]
-PARAMS = {f"lengthscale[{f}]" for f in CONTINUOUS} | {"cat_lengthscale[optimizer]", "outputscale", "noise", "mean"}
+sys.path.insert(0, str(REPO))
+from experiments.hpo_sweep import CHOICES, COLUMNS as CONTINUOUS  # noqa: E402  (numpy only, no torch)
+
+LEVELS = CHOICES["optimizer"]
+CHOICE = [f"is_{level}" for level in LEVELS]
+PARAMS = ({f"fact_lengthscale[{f}]" for f in CONTINUOUS} | {f"joint_lengthscale[{f}]" for f in CONTINUOUS}
+          | {f"fact_choice_lengthscale[{f}]" for f in CHOICE} | {f"joint_choice_lengthscale[{f}]" for f in CHOICE}
+          | {"w_factorized", "w_scalar", "w_choice", "w_joint", "outputscale", "noise", "mean"})
 
 
 def run_script(name: str, out: Path, *extra: str) -> dict:
@@ -67,20 +73,31 @@ def test_sweep_writes_one_row_per_configuration_with_every_hyperparameter(output
     out, prov = outputs
     table = pd.read_parquet(out / "hpo_sweep.parquet")
     assert len(table) == 8 == prov["hpo_sweep"]["results"]["configs"]
+    assert len(CONTINUOUS) == 20 and len(LEVELS) == 4
     for column in CONTINUOUS + ["optimizer", "val_error"]:
         assert column in table.columns, column
-    assert set(table["optimizer"].astype(str)) <= {"sgd", "adam"}
+    assert set(table["optimizer"].astype(str)) <= set(LEVELS)
     assert table["val_error"].between(0, 1).all()
-    assert table["epochs"].dtype.kind == "i" and table["channels1"].dtype.kind == "i"
-    # Sobol points fill the space: no two configurations share a learning rate
-    assert table["log_lr"].nunique() == len(table)
+    for name in ("epochs", "batch_size", "conv1_channels", "dense1_units"):   # integers, stored as their log
+        values = np.exp(table[f"log_{name}"])
+        np.testing.assert_allclose(values, values.round(), rtol=1e-9)
+    # Sobol points fill the space: no two configurations share a maximum learning rate
+    assert table["log_1cycle_max_lr"].nunique() == len(table)
+    curves = pd.read_parquet(out / "hpo_sweep_curves.parquet")
+    assert set(curves["param"]) == {"train_loss", "val_error"}
+    last = curves[curves["param"] == "val_error"].sort_values("step").groupby("run")["value"].last()
+    np.testing.assert_allclose(last.sort_index().to_numpy(), table["val_error"].to_numpy())
     assert prov["hpo_sweep"]["results"]["best_val_error"] == pytest.approx(table["val_error"].min())
 
 
-def test_committed_sweep_is_the_small_preset():
+def test_committed_sweep_is_a_whole_preset_of_the_current_space():
+    from experiments.hpo_sweep import PRESETS
+
     table = pd.read_parquet(REPO / "data" / "hpo_sweep.parquet")
     prov = json.loads((REPO / "data" / "hpo_sweep.provenance.json").read_text())
-    assert prov["preset"] == "small" and len(table) == prov["results"]["configs"] >= 64
+    assert prov["preset"] in ("small", "full")
+    assert len(table) == prov["results"]["configs"] == PRESETS[prov["preset"]]["configs"] >= 64
+    assert list(table.columns[1:21]) == CONTINUOUS
 
 
 # ------------------------------------------------------------------------------ gp_loocv
@@ -123,7 +140,7 @@ def test_looser_prior_lets_lengthscales_grow(outputs):
     """Gamma(1.125, 0.375) has the same mode as Gamma(3, 6) but a mean of 3, not 0.5."""
     out, _ = outputs
     params = pd.read_parquet(out / "gp_loocv_params.parquet")
-    ls = params[params["param"].str.startswith("lengthscale[")]
+    ls = params[params["param"].str.contains("lengthscale[", regex=False)]
     median = ls.groupby("prior")["value"].median()
     assert median["loose"] > 1.5 * median["tight"]
 
@@ -147,7 +164,9 @@ def test_kernel_template_placeholders_are_the_traced_names(outputs):
     text = (out / "gp_kernel.expr").read_text(encoding="utf-8")
     params = pd.read_parquet(out / "gp_loocv_params.parquet")
     assert set(template_placeholders(text)) == set(params["param"])
-    assert "⟦lengthscale[log_lr] | log⟧" in text
+    assert "compare('log_epochs') / ⟦fact_lengthscale[log_epochs] | log⟧" in text
+    assert "abs(compare('is_adam')) / ⟦joint_choice_lengthscale[is_adam] | log⟧" in text
+    assert len(set(template_placeholders(text))) == 55
 
 
 # -------------------------------------------------------------------- gp_batch_convergence
@@ -161,9 +180,11 @@ def test_batch_trace_has_every_parameter_of_every_fold_at_every_step(outputs):
     folds = prov["gp_batch_convergence"]["results"]["folds"]
     rounds = prov["gp_batch_convergence"]["results"]["rounds"]
     for experiment, group in trace.groupby("experiment"):
+        last = rounds[experiment]
+        kept = [r for r in range(last + 1) if r <= 50 or r % 10 == 0 or r == last]
         assert sorted(group["run"].unique()) == list(range(folds))
-        assert sorted(group["step"].unique()) == list(range(rounds[experiment] + 1))
-        assert len(group) == folds * len(PARAMS) * (rounds[experiment] + 1)
+        assert sorted(group["step"].unique()) == kept
+        assert len(group) == folds * len(PARAMS) * len(kept)
     assert np.isfinite(trace["value"]).all()
 
 
@@ -193,6 +214,14 @@ def test_claim_per_model_stopping_costs_no_more_than_one_by_one(outputs):
     # every way of fitting reaches the same optimum (lockstep to within its joint tolerance)
     assert counts.loc["per-model", "max_loss_gap_to_one_by_one"] < 1e-6
     assert counts.loc["lockstep", "max_loss_gap_to_one_by_one"] < 1e-2
+    curves = pd.read_parquet(out / "gp_batch_curves.parquet")
+    end = curves.groupby("mode")["evaluations"].max()
+    assert end["lockstep"] == evaluations["lockstep"] and end["per-model"] == evaluations["per-model"]
+    assert end["one-by-one"] == evaluations["one-by-one"]
+    final = curves.sort_values("evaluations").groupby("mode")["objective"].last()
+    assert final["per-model"] == pytest.approx(final["one-by-one"], abs=1e-6)
+    start = curves[curves["evaluations"] == 0].groupby("mode")["objective"].first()
+    assert start.nunique() == 1 and (final < start.iloc[0]).all()   # every way starts at the same point
     fold_evals = pd.read_parquet(out / "gp_batch_fold_evals.parquet")
     per_fold = fold_evals[fold_evals["experiment"] == "per-model"]["value"].sum()
     assert per_fold == evaluations["per-model"]
@@ -355,3 +384,79 @@ def test_lbfgs_reaches_the_same_optimum_as_scipy(gm):
     assert fit.loss[0] == pytest.approx(ref.fun, abs=1e-6)
     np.testing.assert_allclose(np.asarray(layout.constrained(fit.theta[0])),
                                np.asarray(layout.constrained(jnp.asarray(ref.x))), rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------------------ the essay kernel
+def essay_layout(gm, continuous=("a", "b", "c"), levels=("x", "y", "z", "w")):
+    return gm.EssayLayout(tuple(continuous), "opt", tuple(levels))
+
+
+def test_essay_kernel_has_the_essays_parameters(gm):
+    layout = gm.EssayLayout(tuple(CONTINUOUS), "optimizer", LEVELS)
+    assert layout.size == 55 == len(layout.names) == len(set(layout.names))
+    assert set(layout.names) == PARAMS
+
+
+def test_essay_expression_computes_the_gram_matrix_the_fits_use(gm):
+    import jax.numpy as jnp
+
+    import sitegen.expr as E
+
+    layout = essay_layout(gm)
+    rng = np.random.default_rng(7)
+    u1, u2 = rng.random((5, 3)), rng.random((4, 3))
+    c1, c2 = rng.integers(0, 4, (5, 1)), rng.integers(0, 4, (4, 1))
+    ls = rng.uniform(0.2, 2.0, layout.lengthscales)
+    w = rng.uniform(0.2, 1.5, 4)
+    theta = layout.raw(ls, w, 1.3, 0.1, 0.2)
+    expected = np.asarray(layout.gram(jnp.asarray(theta), jnp.asarray(u1), jnp.asarray(c1), jnp.asarray(u2),
+                                      jnp.asarray(c2)))
+    values = dict(zip(layout.names, np.asarray(layout.constrained(jnp.asarray(theta)))))
+    d, levels = 3, 4
+
+    def vec(prefix, labels):
+        return np.array([values[f"{prefix}[{label}]"] for label in labels])
+
+    params = {"fact_lengthscale": vec("fact_lengthscale", "abc"), "joint_lengthscale": vec("joint_lengthscale", "abc"),
+              "fact_choice_lengthscale": vec("fact_choice_lengthscale", ["is_x", "is_y", "is_z", "is_w"]),
+              "joint_choice_lengthscale": vec("joint_choice_lengthscale", ["is_x", "is_y", "is_z", "is_w"]),
+              **{k: values[k] for k in ("w_factorized", "w_scalar", "w_choice", "w_joint", "outputscale")}}
+    h1, h2 = np.eye(levels)[c1[:, 0]], np.eye(levels)[c2[:, 0]]
+    got = E.evaluate(gm.essay_expression(layout), params,
+                     {"u": u1[:, None, :], "u2": u2[None, :, :], "h": h1[:, None, :], "h2": h2[None, :, :]})
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert d == u1.shape[1]
+    # k(x, x) is the prior variance the predictions use
+    diag = np.asarray(layout.gram(jnp.asarray(theta), jnp.asarray(u1), jnp.asarray(c1), jnp.asarray(u1), jnp.asarray(c1)))
+    np.testing.assert_allclose(np.diag(diag), float(layout.prior_variance(jnp.asarray(theta))), rtol=1e-12)
+
+
+def test_essay_template_prints_compare_pseudocode_with_every_parameter(gm):
+    from sitegen.expr import template_placeholders
+
+    layout = essay_layout(gm)
+    text = gm.template(layout)
+    assert set(template_placeholders(text)) == set(layout.names)
+    assert "compare('a') / ⟦fact_lengthscale[a] | log⟧" in text
+    assert "abs(compare('is_z')) / ⟦fact_choice_lengthscale[is_z] | log⟧" in text
+    assert "u′" not in text and "a′" not in text   # every difference became a compare()
+
+
+def test_essay_kernel_gradient_matches_finite_differences(gm):
+    import jax
+    import jax.numpy as jnp
+
+    layout = essay_layout(gm)
+    rng = np.random.default_rng(8)
+    u, c, y = rng.random((9, 3)), rng.integers(0, 4, (9, 1)), rng.normal(size=9)
+    theta = jnp.asarray(layout.raw(rng.uniform(0.3, 1.5, layout.lengthscales), [0.4, 0.7, 0.3, 0.9], 1.2, 0.1, 0.1))
+
+    @jax.jit
+    def f(t):
+        return gm.neg_log_posterior(t, jnp.asarray(u), jnp.asarray(c), jnp.asarray(y), jnp.ones(9),
+                                    layout=layout, priors=gm.LOOSE)
+
+    g = np.asarray(jax.grad(f)(theta))
+    eps = 1e-6
+    fd = [(float(f(theta.at[i].add(eps))) - float(f(theta.at[i].add(-eps)))) / (2 * eps) for i in range(len(g))]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
