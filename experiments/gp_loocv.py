@@ -53,7 +53,7 @@ ERROR_FLOOR = 1e-3   # the target is log(max(val_error, ERROR_FLOOR)): errors sp
 PRESETS = {
     # sizes: configurations per subset; subsets: random subsets per size (the same for both priors)
     "tiny": dict(sizes=[8, 16], subsets=20),
-    "small": dict(sizes=[8, 16, 32], subsets=10),
+    "small": dict(sizes=[8, 16, 32], subsets=50),
     "full": dict(sizes=[8, 16, 32, 64], subsets=50),
 }
 SUBSETS_PER_TASK = 10   # subsets one task fits (both hold-one-out and whole); tasks of a size share a compile

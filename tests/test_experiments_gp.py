@@ -460,3 +460,21 @@ def test_essay_kernel_gradient_matches_finite_differences(gm):
     eps = 1e-6
     fd = [(float(f(theta.at[i].add(eps))) - float(f(theta.at[i].add(-eps)))) / (2 * eps) for i in range(len(g))]
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_committed_provenance_holds_no_absolute_paths():
+    """A provenance record means the same on every machine: paths in it are relative to the site."""
+    def strings(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+        elif isinstance(value, str):
+            yield value
+
+    for path in sorted((REPO / "data").glob("*.provenance.json")):
+        record = json.loads(path.read_text())
+        bad = [s for s in strings(record) if s.startswith(("/", "~")) or " /" in s or "=/" in s]
+        assert not bad, f"{path.name}: {bad}"

@@ -45,19 +45,20 @@ def task_workers() -> list[int]:
 
 def stop_cluster(temp: Path) -> None:
     """End this test's Ray processes only (each names the cluster's temporary folder in its
-    arguments, or is a worker of one that does), not every Ray on the machine as ``ray stop`` would."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    arguments, or is a worker of one that does), not every Ray on the machine as ``ray stop`` would.
+    Some are started a moment after others, so look again until none is left."""
+    for attempt in range(10):
         out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
         rows = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
-        ours = {int(pid) for pid, _, args in rows if str(temp) in args}
+        ours = {int(pid) for pid, _, args in rows if str(temp) in args} - {os.getpid(), os.getppid()}
         ours |= {int(pid) for pid, ppid, args in rows if int(ppid) in ours and args.startswith("ray::")}
+        if not ours and attempt:
+            return
         for pid in ours:
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signal.SIGTERM if attempt == 0 else signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if not ours:
-            break
         time.sleep(2)
 
 
@@ -72,8 +73,13 @@ def cluster(tmp_path):
     try:
         for extra in (["--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--temp-dir={temp}"],
                       [f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"]):
-            proc = subprocess.run(RAY + ["start", *extra, *common], env=env, capture_output=True, text=True,
-                                  timeout=180)
+            for attempt in range(2):   # Ray gives a node 30 s to register; a busy machine may miss it once
+                proc = subprocess.run(RAY + ["start", *extra, *common], env=env, capture_output=True, text=True,
+                                      timeout=180)
+                if proc.returncode == 0 or "timed out during startup" not in proc.stderr or attempt:
+                    break
+                if "--head" in extra:
+                    stop_cluster(temp)
             assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         yield f"127.0.0.1:{port}", env
     finally:
