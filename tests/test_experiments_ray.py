@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def task_workers() -> list[int]:
     """Pids of Ray workers running a sweep task right now (Ray titles them ``ray::_call``)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     return [int(line.split(None, 1)[0]) for line in out.splitlines()
             if line.split(None, 1)[1:] and line.split(None, 1)[1].startswith("ray::_call")]
 
@@ -48,7 +48,7 @@ def stop_cluster(temp: Path) -> None:
     arguments, or is a worker of one that does), not every Ray on the machine as ``ray stop`` would.
     Some are started a moment after others, so look again until none is left."""
     for attempt in range(10):
-        out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+        out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
         rows = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
         ours = {int(pid) for pid, _, args in rows if str(temp) in args} - {os.getpid(), os.getppid()}
         ours |= {int(pid) for pid, ppid, args in rows if int(ppid) in ours and args.startswith("ray::")}
