@@ -136,20 +136,25 @@ def test_loocv_params_are_long_format_with_constrained_values(outputs):
         assert set(one["prior"]) == {prior} and len(one) == len(params) // 2
 
 
-def test_looser_prior_lets_lengthscales_grow(outputs):
-    """Gamma(1.125, 0.375) has the same mode as Gamma(3, 6) but a mean of 3, not 0.5."""
+def test_lengthscales_stay_at_their_start_with_twenty_inputs(outputs):
+    """What the essay reports: with 20 scalar inputs and lengthscales starting at the priors' mode
+    (1/3), every Matern correlation starts near zero and the lengthscales' gradient vanishes, so the
+    fits end where they start: under the tight prior every lengthscale within 10% of 1/3, and the
+    median under either prior within 1%. A change of start or kernel that lets them move makes this
+    fail; then the essay's account of Visualizations 1 and 2 must change too."""
     out, _ = outputs
     params = pd.read_parquet(out / "gp_loocv_params.parquet")
     ls = params[params["param"].str.contains("lengthscale[", regex=False)]
-    median = ls.groupby("prior")["value"].median()
-    assert median["loose"] > 1.5 * median["tight"]
+    tight = ls[ls["prior"] == "tight"]["value"]
+    assert (tight - 1 / 3).abs().max() < 0.1 / 3
+    assert ls.groupby("prior")["value"].median().sub(1 / 3).abs().max() < 0.01 / 3
 
 
 def test_claim_looser_prior_improves_small_dataset_error(outputs):
-    """The claim the essay makes, at the tiny preset (20 subsets of 8 and 16 configurations from
-    the committed sweep, seed 0). At size 16 the looser prior's geometric-mean held-out MSE was
-    12% lower when this test was written; if the model or the sweep changes and that stops being
-    true, this fails."""
+    """The claim, at the tiny preset (20 subsets of 8 and 16 configurations from the committed sweep,
+    seed 0). With the essay kernel on the 20 + 4 sweep the looser prior's geometric-mean held-out
+    MSE at size 16 was only 0.2% lower when this test was written (the lengthscales barely move,
+    see above); if the model or the sweep changes and that stops being true, this fails."""
     out, prov = outputs
     summary = pd.read_parquet(out / "gp_loocv_summary.parquet").set_index(["prior", "size"])
     assert summary.loc[("loose", 16), "geomean"] < summary.loc[("tight", 16), "geomean"]
