@@ -175,10 +175,20 @@ def segment_reduce(be: Backend, x, lengths, axis: int, how: str):
 
 def cdist_multi(be: Backend, x1, x2, lengths, p: float, axis: int):
     """One distance per group of feature columns (groups of ``lengths`` columns, in order), stacked
-    on ``axis``: (..., N, D) and (..., M, D) -> (..., N, M) with a groups axis inserted."""
-    diff = pair_differences(be, x1, x2)
-    per_feature = abs(diff) if p == 1 else diff * diff
-    d = segment_reduce_last(be, per_feature, lengths, "sum")
-    if p != 1:
-        d = be.safe_sqrt(d)
-    return d if axis == -1 else be.moveaxis(d, -1, axis)
+    on ``axis``: (..., N, D) and (..., M, D) -> (..., N, M) with a groups axis inserted. The
+    differences are laid out with the groups where the result wants them (no copy to move them)."""
+    if axis == -3:  # (..., D, N, M): the feature axis first
+        t1, t2 = be.moveaxis(x1, -1, -2), be.moveaxis(x2, -1, -2)
+        diff = t1[..., :, :, None] - t2[..., :, None, :]
+        feature_axis = -3
+    else:
+        diff = pair_differences(be, x1, x2)
+        feature_axis = -1
+    if all(n == 1 for n in lengths):  # one column per group: both distances are |difference|
+        d = abs(diff)
+    else:
+        per_feature = abs(diff) if p == 1 else diff * diff
+        d = segment_reduce(be, per_feature, lengths, feature_axis, "sum")
+        if p != 1:
+            d = be.safe_sqrt(d)
+    return d if axis == feature_axis else be.moveaxis(d, feature_axis, axis)

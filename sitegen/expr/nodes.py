@@ -122,7 +122,7 @@ class Param(Node):
     setting per element.
     """
 
-    __slots__ = ("name", "shape", "labels", "transform", "constrained", "options", "parent")
+    __slots__ = ("name", "shape", "labels", "transform", "constrained", "options", "parent", "source")
 
     def __init__(self, name: str, shape: Sequence[int] = (), labels=None, transform: str | None = None,
                  constrained: str | None = None, options: Mapping[str, Any] | None = None,
@@ -140,6 +140,8 @@ class Param(Node):
         self.options = dict(options or {})
         #: for one element of a vector parameter: (raw vector name, constrained vector name, flat index)
         self.parent = parent
+        #: for one element of a vector parameter: the vector (so vectorize can index it again)
+        self.source = None
         if self.shape:
             element_names(name, self.shape, labels)  # fail early on labels that do not fit
 
@@ -160,8 +162,10 @@ class Param(Node):
         constrained = element_names(self.constrained, self.shape, self.labels)[flat_index]
         options = {k: (v[flat_index] if isinstance(v, (list, tuple)) else v)
                    for k, v in self.options.items()}
-        return Param(raw, (), None, self.transform, constrained, options,
-                     parent=(self.name, self.constrained, flat_index))
+        element = Param(raw, (), None, self.transform, constrained, options,
+                        parent=(self.name, self.constrained, flat_index))
+        element.source = self
+        return element
 
     def element_names(self) -> list[str]:
         return element_names(self.name, self.shape, self.labels)

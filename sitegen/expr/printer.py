@@ -120,6 +120,9 @@ class _Printer:
         if isinstance(n, Index):
             if isinstance(n.node, Var) and n.simple and len(n.index) == len(n.node.shape):
                 return n.node.element_label(n.index)
+            if isinstance(n.node, Param) and len(n.node.shape) == 1 and len(n.index) == 1 \
+                    and isinstance(n.index[0], tuple):  # chosen elements of a vector parameter
+                return "[" + ", ".join(self.flat(n.node.element(i)) for i in n.index[0]) + "]"
             if isinstance(n.node, Param) and all(isinstance(i, int) for i in n.index):
                 # one element (or a row) of a vector parameter: the elements' own placeholders
                 p, rest = n.node, n.node.shape[len(n.index):]

@@ -102,7 +102,7 @@ def _element(node: Node, idx: tuple[int, ...], max_elements: int) -> Node:
     if isinstance(node, (Var, Ref)):
         return node if not shape else Index(node, idx)
     if isinstance(node, Index):
-        return _element(node.node, node.index + idx, max_elements)
+        return _element(node.node, _base_index(node, idx), max_elements)
     if isinstance(node, Vector):
         return _element(node.items[idx[0]], idx[1:], max_elements)
     if isinstance(node, Op):
@@ -110,6 +110,15 @@ def _element(node: Node, idx: tuple[int, ...], max_elements: int) -> Node:
         if spec_shape == "elementwise":
             return Op(node.op, *(_element(a, _broadcast_index(idx, a.shape, shape), max_elements)
                                  for a in node.args))
+        if node.op in _STRUCTURAL:
+            return _STRUCTURAL[node.op](node, idx, max_elements)
+        if node.op in ("sum", "mean", "prod") and node.attrs.get("axis", -1) != -1 or node.op == "prod":
+            axis = node.attrs.get("axis", -1)
+            arg = node.args[0]
+            at = len(arg.shape) + axis
+            terms = [_element(arg, idx[:at] + (j,) + idx[at:], max_elements) for j in range(arg.shape[axis])]
+            total = _chain("mul" if node.op == "prod" else "add", terms)
+            return div(total, Const(len(terms))) if node.op == "mean" else total
         if spec_shape in ("reduce", "dot") and node.op not in ("sum", "mean", "dot"):
             # a reduction we only know by name (norm_l2): keep the call, its argument written out
             arg_shape = _broadcast(*(a.shape for a in node.args))
@@ -151,3 +160,78 @@ def _chain(op: str, terms: list[Node]) -> Node:
         out = Op(op, out, t)
     return out
 
+
+
+def _base_index(node: Index, idx: tuple) -> tuple:
+    """The base array's index of element ``idx`` of ``node``."""
+    out, k = [], 0
+    for e in node.index:
+        if isinstance(e, int):
+            out.append(e)
+        elif isinstance(e, slice):
+            start, _, step = e.indices(node.node.shape[len(out)])
+            out.append(start + step * idx[k])
+            k += 1
+        else:
+            out.append(e[idx[k]])
+            k += 1
+    return tuple(out) + tuple(idx[k:])
+
+
+def _stack_element(node, idx, max_elements):
+    at = len(node.shape) + node.attrs["axis"]
+    return _element(node.args[idx[at]], idx[:at] + idx[at + 1:], max_elements)
+
+
+def _concat_element(node, idx, max_elements):
+    at = len(node.shape) + node.attrs["axis"]
+    i = idx[at]
+    for a in node.args:
+        if i < a.shape[at]:
+            return _element(a, idx[:at] + (i,) + idx[at + 1:], max_elements)
+        i -= a.shape[at]
+    raise IndexError(idx)
+
+
+def _reshape_element(node, idx, max_elements):
+    arg = node.args[0]
+    flat = int(np.ravel_multi_index(idx, node.shape)) if idx else 0
+    return _element(arg, tuple(int(i) for i in np.unravel_index(flat, arg.shape)) if arg.shape else (), max_elements)
+
+
+def _broadcast_element(node, idx, max_elements):
+    arg = node.args[0]
+    return _element(arg, _broadcast_index(idx, arg.shape, node.shape), max_elements)
+
+
+def _moveaxis_element(node, idx, max_elements):
+    arg = node.args[0]
+    n = len(arg.shape)
+    order = list(np.moveaxis(np.arange(n), node.attrs["source"], node.attrs["destination"]))
+    base = [0] * n
+    for position, axis in enumerate(order):
+        base[axis] = idx[position]
+    return _element(arg, tuple(base), max_elements)
+
+
+def _segment_element(node, idx, max_elements):
+    arg = node.args[0]
+    at = len(node.shape) + node.attrs["axis"]
+    g = idx[at]
+    start = sum(node.attrs["lengths"][:g])
+    terms = [_element(arg, idx[:at] + (start + j,) + idx[at + 1:], max_elements)
+             for j in range(node.attrs["lengths"][g])]
+    return _chain("add" if node.op == "segment_sum" else "mul", terms)
+
+
+def _no_elements(node, idx, max_elements):
+    raise ValueError(f"{node.op}() has no element-by-element form; show it with a rewrite rule "
+                     "(E.Rule, as the README's compare('feature') example)")
+
+
+_STRUCTURAL = {
+    "stack": _stack_element, "concat": _concat_element, "reshape": _reshape_element,
+    "broadcast_to": _broadcast_element, "moveaxis": _moveaxis_element,
+    "segment_sum": _segment_element, "segment_prod": _segment_element,
+    "cdist": _no_elements, "cdist_multi": _no_elements,
+}

@@ -30,6 +30,7 @@ from sitegen.expr.nodes import (
 )
 from sitegen.expr.ops import FUNCTIONS, OPS
 from sitegen.expr.program import Program
+from sitegen.expr.rewrite import map_tree
 
 #: op name -> ``rule(items, axis, vec)``: one node computing ``stack(items, axis)`` (items: Op
 #: nodes of that operation and the same signature), or None to leave the stack as it is. ``vec``
@@ -91,6 +92,8 @@ def _signature(n: Node):
         return ("index", n.node.key(), kinds)
     if isinstance(n, Const) and n.name is None:
         return ("const",)
+    if isinstance(n, Param) and n.source is not None and len(n.source.shape) == 1:
+        return ("element", n.source.key())
     return ("leaf", id(n))
 
 
@@ -120,7 +123,7 @@ class _Vectorizer:
         self.memo: dict[Any, Node] = {}
 
     def run(self, tree: Node) -> Node:
-        return self.vec(_chains_to_reductions(tree, {}))
+        return _intern(self.vec(_chains_to_reductions(tree, {})))
 
     def vec(self, n: Node) -> Node:
         key = n.key()
@@ -148,6 +151,12 @@ class _Vectorizer:
                 return self.reduction(n)
             if n.op == "broadcast_to":
                 return _broadcast_index(n)
+            if n.op == "cdist_multi":
+                return _factor_scales(n)
+            if n.op in ("segment_sum", "segment_prod"):
+                return self.segments_of_parts(n)
+        if isinstance(n, Index):
+            return _whole_index(n)
         return n
 
     # -- reductions -----------------------------------------------------------------------------
@@ -157,6 +166,13 @@ class _Vectorizer:
         parts = _stack_parts(arg)
         if parts is not None and len(parts[0]) == 1 and parts[1] == axis:
             return parts[0][0]
+        if n.op != "mean" and isinstance(arg, Op) and arg.op == "concat" and arg.attrs["axis"] == axis:
+            # a reduction over joined parts is the parts' reductions combined: no copy to join them
+            parts = [self.reduction(Op(n.op, part, **n.attrs)) for part in arg.args]
+            out = parts[0]
+            for part in parts[1:]:
+                out = Op("add" if n.op == "sum" else "mul", out, part)
+            return out
         if n.op != "mean" and isinstance(arg, Index):
             pos = _list_position(arg.index)
             rank = len(arg.shape)
@@ -164,6 +180,31 @@ class _Vectorizer:
                     and all(isinstance(e, slice) and e == slice(None) for i, e in enumerate(arg.index) if i != pos):
                 return Op(n.op, arg.node, **n.attrs)  # the order of what is added up does not matter
         return n
+
+    def segments_of_parts(self, n: Op) -> Node:
+        """A segment reduction over joined parts whose edges are segment edges: each part reduced
+        on its own, the (small) results joined."""
+        arg, axis, lengths = n.args[0], n.attrs["axis"], n.attrs["lengths"]
+        if not (isinstance(arg, Op) and arg.op == "concat" and arg.attrs["axis"] == axis):
+            return n
+        edges = set(np.cumsum(lengths).tolist())
+        sizes = [p.shape[axis] for p in arg.args]
+        if not set(np.cumsum(sizes).tolist()) <= edges:
+            return n
+        how = "sum" if n.op == "segment_sum" else "prod"
+        out, g = [], 0
+        for part, size in zip(arg.args, sizes):
+            mine = []
+            while sum(mine) < size:
+                mine.append(lengths[g])
+                g += 1
+            if len(mine) == 1:
+                reduced = self.reduction(Op(how, part, **({"axis": axis} if axis != -1 else {})))
+                out.append(reshape(reduced, reduced.shape[:len(reduced.shape) + axis + 1] + (1,)
+                                   + reduced.shape[len(reduced.shape) + axis + 1:]))
+            else:
+                out.append(Op(n.op, part, lengths=tuple(mine), axis=axis))
+        return _make_concat(out, axis)
 
     # -- stacks -----------------------------------------------------------------------------------
     def stack(self, items: list[Node], axis: int) -> Node | None:
@@ -210,6 +251,8 @@ class _Vectorizer:
                                    for i in items], axis))
         if isinstance(first, Index):
             return self.stack_indexes(items, axis)
+        if isinstance(first, Param) and first.source is not None:  # elements of one vector parameter
+            return Index(first.source, (tuple(i.parent[2] for i in items),))
         if not isinstance(first, Op):
             return None
         rule = STACK_RULES.get(first.op)
@@ -327,6 +370,55 @@ def _broadcast_as_index(arg: Node, shape: tuple) -> Node:
     if len(arg.shape) < len(shape):
         arg = reshape(arg, (1,) * (len(shape) - len(arg.shape)) + arg.shape)
     return broadcast_to(arg, shape)
+
+
+def _intern(tree: Node) -> Node:
+    """Equal sub-trees become one object, so evaluation computes each once (the distances two
+    branches share, for instance)."""
+    seen: dict = {}
+    return map_tree(tree, lambda n: seen.setdefault(n.key(), n))
+
+
+def _whole_index(n: Index) -> Node:
+    """``x[..., [0, 1, ..., n-1]]`` is ``x``."""
+    pos = _list_position(n.index)
+    if pos is None or n.index[pos] != tuple(range(n.node.shape[pos])):
+        return n
+    if any(not (isinstance(e, slice) and e == slice(None)) for i, e in enumerate(n.index) if i != pos):
+        return n
+    return n.node
+
+
+def _factor_scales(n: Op) -> Node:
+    """A scale shared by a group's columns comes out of its distance:
+    ``cdist(x1 / s, x2 / s) == cdist(x1, x2) / |s|``. The distances of the same columns under
+    different scales (a kernel's branches, each with its own lengthscales) are then one node,
+    computed once."""
+    a, b = n.args
+    if not (isinstance(a, Op) and isinstance(b, Op) and a.op == b.op == "div"
+            and a.args[1].key() == b.args[1].key() and len(a.args[1].shape) == 1):
+        return n
+    scale = a.args[1]
+    lengths = n.attrs["lengths"]
+    starts = [sum(lengths[:g]) for g in range(len(lengths))]
+    if isinstance(scale, Index) and len(scale.node.shape) == 1 and isinstance(scale.index[0], tuple):
+        ids = scale.index[0]
+        if any(len(set(ids[s:s + k])) != 1 for s, k in zip(starts, lengths)):
+            return n
+        per_group = Index(scale.node, (tuple(ids[s] for s in starts),))
+    elif isinstance(scale, Const) and scale.name is None:
+        v = np.asarray(scale.value)
+        if any(len(set(v[s:s + k].tolist())) != 1 for s, k in zip(starts, lengths)):
+            return n
+        per_group = Const(v[starts])
+    else:
+        return n
+    distances = Op("cdist_multi", a.args[0], b.args[0], **n.attrs)
+    after = -n.attrs["axis"] - 1
+    divisor = Op("abs", per_group)
+    if after:
+        divisor = reshape(divisor, (len(lengths),) + (1,) * after)
+    return Op("div", distances, divisor)
 
 
 def _chains_to_reductions(n: Node, memo: dict) -> Node:
