@@ -246,7 +246,8 @@ def _check_gradients(values):
     ref = values["by hand"]
     for name, (value, grad) in values.items():
         if not np.isclose(value, ref[0], rtol=1e-9) or not np.allclose(grad, ref[1], rtol=1e-7, atol=1e-9):
-            raise SystemExit(f"{name}: value or gradient differs from the hand-written kernel")
+            print(f"  WARNING {name}: value {value:.12g} or gradient differs from the hand-written kernel's "
+                  f"({ref[0]:.12g}); its time is not comparable", flush=True)
 
 
 def main(argv=None):

@@ -622,3 +622,24 @@ def test_vectorized_gradients_match_the_tree_as_written(backend):
     assert np.all(np.isfinite(vectorized))  # the zero distances on the diagonal have zero gradients
     np.testing.assert_allclose(vectorized, written, rtol=1e-9, atol=1e-12)
     assert _count(kernel.vectorized, "cdist_multi") == 1 and _count(kernel.vectorized, "cdist") == 1
+
+
+def test_unvectorize_shows_a_vectorized_tree_as_it_was_written():
+    names = [f"f{i}" for i in range(6)]
+    x = E.var("x", (6,), names, element_format="{label}")
+    x2 = E.var("x2", (6,), names, display="x′", element_format="{label}′")
+    ls, w = E.param("lengthscale", (6,), names), E.param("w", (2,), ["a", "b"])
+    tree = E.sum_(w * E.stack([E.sum_(E.exp(-(x[[0, 1, 2]] - x2[[0, 1, 2]]) / ls[[0, 1, 2]])),
+                               E.prod(((x - x2) / ls)[[3, 4, 5]])]))
+    shown = E.unvectorize(tree)
+    runs = E.vectorize(shown)
+    assert "(index lengthscale [3, 4, 5])" in runs.sexpr()  # the elements of a vector parameter, one index again
+    assert E.to_template(E.unvectorize(runs)) == E.to_template(shown)
+    rng = np.random.default_rng(0)
+    values = dict(params={"lengthscale": rng.uniform(1, 2, 6), "w": np.array([0.3, 0.7])},
+                  inputs={"x": rng.normal(size=6), "x2": rng.normal(size=6)})
+    expected = 0.3 * np.exp(-(values["inputs"]["x"][:3] - values["inputs"]["x2"][:3])
+                            / values["params"]["lengthscale"][:3]).sum() \
+        + 0.7 * np.prod(((values["inputs"]["x"] - values["inputs"]["x2"]) / values["params"]["lengthscale"])[3:])
+    for t in (tree, shown, runs):
+        assert float(E.evaluate(t, **values)) == pytest.approx(expected, rel=1e-12)
