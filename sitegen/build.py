@@ -28,7 +28,7 @@ from sitegen.config import load_config
 from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
-from sitegen.stages import CACHE_NAME, PACKAGE_DIR, BuildResult, PageOut, Parsed
+from sitegen.stages import CACHE_NAME, PACKAGE_DIR, RESERVED_URLS, BuildResult, PageOut, Parsed
 from sitegen.stages import resolve_href as _resolve_href
 from sitegen.stages import digest as _digest
 
@@ -104,6 +104,9 @@ def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
             parsed = _WORK["parsed"][post.rel][1]
         page, problems = _WORK["renderer"].render_post_page(post, parsed)
         return i, (parsed if need_parse else None), page, problems
+    except RecursionError:
+        return i, None, None, [Problem(post.rel, None, "the post nests too deeply to render (thousands of nested "
+                                                       "lists, quotes, brackets or parentheses?); flatten it")]
     except Exception as exc:  # a bug of ours must not hide the other posts' results
         import traceback
 
@@ -225,7 +228,13 @@ class Builder:
         problems = sorted(set(report.problems), key=lambda p: (p.path, p.line or 0, p.message))
         if any(p.level == "error" for p in problems):
             raise BuildError(problems)
-        written, removed = self._write(pages, out_dir, in_place)
+        try:
+            written, removed = self._write(pages, out_dir, in_place)
+        except OSError as exc:  # a full disk, a read-only folder: the previous site is still whole
+            what = exc.strerror or str(exc)
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise BuildError([Problem(str(out_dir), None, f"cannot write the site: {what}{where}; "
+                                                          "the previous site was left as it was")]) from None
         renderer.remember(self.cache["parsed"])
         if self.autosave:
             self._save_cache()
@@ -319,7 +328,7 @@ class Builder:
                 by_url[post.url] = post
         for url, p in by_url.items():
             first = url.strip("/").split("/")[0]
-            if first in ("static", "tags", "page", "feed.xml") or url == "/":
+            if first in RESERVED_URLS or url == "/":
                 key = "permalink" if "permalink" in p.key_lines else "slug"
                 report.error(p.rel, p.key_lines.get(key, 1), f"URL '{url}' is reserved by the site; choose another {key}")
         return posts

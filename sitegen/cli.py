@@ -181,6 +181,15 @@ def main(argv=None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of ours: one line that says so, the traceback on request
+        import os
+
+        if os.environ.get("SITEGEN_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"sitegen: internal error: {type(exc).__name__}: {detail} (please report it; "
+              "SITEGEN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

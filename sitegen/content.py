@@ -22,6 +22,15 @@ KNOWN_KEYS = {
     "draft", "visible", "under_construction", "comments", "share", "updated", "description", "published",
 }
 BOOL_KEYS = ("draft", "visible", "under_construction", "comments", "share", "published")
+#: a slug or a tag's URL name is a folder name, and file systems stop at 255 bytes
+MAX_SLUG = 100
+#: front matter after YAML aliases are expanded ("billion laughs"), and how deep it may nest
+MAX_VALUES = 10_000
+MAX_DEPTH = 50
+#: the years a date may have (the feed, the sitemap and sorting need four-digit years)
+YEARS = (1000, 9999)
+#: characters no text of a page may hold (HTML forbids them; some are our internal markers)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 #: with a UTC offset, as Jekyll writes them ('2015-03-25 16:00:00 +0100'); read as UTC, which is what
 #: GitHub Pages builds in, so a post keeps the date (and URL) Jekyll gave it there
@@ -226,6 +235,61 @@ def first_heading(body: str) -> tuple[str | None, str]:
     return None, body
 
 
+def _flow_depth(front: str) -> int:
+    """How deep ``[`` and ``{`` nest (quotes ignored: an over-estimate). libyaml recurses once per
+    level and crashes the process far below what would fit in memory, so this is checked first."""
+    depth = deepest = 0
+    for ch in front:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
+def _expanded_size(value, depth: int = 0, memo: dict | None = None) -> int:
+    """How many values ``value`` holds with every YAML alias written out; stops counting past
+    MAX_VALUES. Shared parts are counted once per use but computed once, so this is linear in the
+    loaded data, not in its expansion. Raises RecursionError past MAX_DEPTH (or for a value that
+    holds itself)."""
+    if not isinstance(value, (list, dict)):
+        return 1
+    if depth > MAX_DEPTH:
+        raise RecursionError
+    memo = {} if memo is None else memo
+    hit = memo.get(id(value))
+    if hit is not None:
+        return hit
+    items = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+    total = 1
+    for item in items:
+        total += _expanded_size(item, depth + 1, memo)
+        if total > MAX_VALUES:
+            break
+    memo[id(value)] = total
+    return total
+
+
+def _control_in(value) -> str | None:
+    """A forbidden control character anywhere in a front-matter value (first found), else None."""
+    if isinstance(value, str):
+        m = CONTROL.search(value)
+        return m.group() if m else None
+    if isinstance(value, dict):
+        value = list(value.keys()) + list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            found = _control_in(item)
+            if found:
+                return found
+    return None
+
+
+def _check_year(date: dt.datetime | None) -> bool:
+    return date is None or YEARS[0] <= date.year <= YEARS[1]
+
+
 def _yaml_loader():
     import yaml
 
@@ -257,6 +321,12 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
     def warn(line, msg):
         problems.append(Problem(rel, line, msg, "warning"))
 
+    from sitegen.paths import outside, outside_message
+
+    real = outside(root, path)
+    if real is not None:
+        error(None, outside_message("a symlink", real, "post"))
+        return None, problems
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -271,6 +341,9 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
         return None, problems
     if front is not None:
         key_lines = _key_lines(front)
+        if _flow_depth(front) > MAX_DEPTH:
+            error(2, f"front matter nests lists or mappings more than {MAX_DEPTH} levels deep; flatten it")
+            return None, problems
         try:
             loaded = yaml.load(front, Loader=_LOADER) if front.strip() else {}
         except yaml.YAMLError as exc:
@@ -284,7 +357,20 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
         if not isinstance(loaded, dict):
             error(2, "front matter must be 'key: value' lines, not a list or a single value")
             return None, problems
+        try:
+            too_big = _expanded_size(loaded) > MAX_VALUES
+        except RecursionError:
+            error(2, f"front matter nests more than {MAX_DEPTH} levels deep, or a YAML alias refers to itself")
+            return None, problems
+        if too_big:
+            error(2, f"front matter holds more than {MAX_VALUES:,} values once its YAML aliases (*name) are "
+                     "expanded; write the values out, or keep such data in data/")
+            return None, problems
         meta = {str(k): v for k, v in loaded.items()}
+        for key, value in meta.items():
+            bad = _control_in(value)
+            if bad:
+                error(key_lines.get(key, 2), f"'{key}' holds the control character U+{ord(bad):04X}; remove it")
 
     def line_of(key):
         return key_lines.get(key, 1 if front is not None else None)
@@ -293,15 +379,27 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
     if "slug" in meta:
         if not isinstance(meta["slug"], str) or not SLUG_OK.match(meta["slug"]):
             error(line_of("slug"), f"slug {meta['slug']!r} must be lowercase letters, digits, '-', '_' or '.'")
+        elif len(meta["slug"]) > MAX_SLUG:
+            error(line_of("slug"), f"slug is {len(meta['slug'])} characters long; keep it to {MAX_SLUG}")
         else:
             slug = meta["slug"]
+    if len(slug) > MAX_SLUG and "slug" not in meta:
+        error(None, f"the file name makes a slug of {len(slug)} characters; rename the file or set a "
+                    f"'slug:' of at most {MAX_SLUG}")
 
     title = meta.get("title")
-    if title is not None and not isinstance(title, str):
+    if isinstance(title, (list, dict)):
+        error(line_of("title"), f"title must be text, not a {'list' if isinstance(title, list) else 'mapping'}; "
+                                "quote it if it holds ':', '[' or '{': title: \"...\"")
+        title = "?"
+    elif title is not None and not isinstance(title, str):
         title = str(title)
     if not title:
         heading, body = first_heading(body)
         title = heading
+    if title and CONTROL.search(title) and "title" not in meta:
+        error(None, f"the title heading holds the control character U+{ord(CONTROL.search(title).group()):04X}; "
+                    "remove it")
     if not title:
         error(1, "the post has no title: add 'title: ...' to the front matter or start the text with a '# Heading'")
 
@@ -314,11 +412,18 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
         date = name_date
     elif not is_jekyll_draft(path):  # Jekyll's drafts have no date until they are posted
         warn(None, "the post has no date: add 'date: YYYY-MM-DD' (undated posts are listed after dated ones)")
+    if not _check_year(date):
+        error(line_of("date") if "date" in meta else None,
+              f"date {date.year:04d}-{date.month:02d}-{date.day:02d} is out of range; write a year from {YEARS[0]} to {YEARS[1]}")
+        date = None
     updated = None
     if "updated" in meta:
         updated = _parse_date(meta["updated"])
         if updated is None:
             error(line_of("updated"), f"updated {meta['updated']!r} is not a date; write YYYY-MM-DD")
+        elif not _check_year(updated):
+            error(line_of("updated"), f"updated {updated.year:04d}-{updated.month:02d}-{updated.day:02d} is out of range; write a year from "
+                                      f"{YEARS[0]} to {YEARS[1]}")
 
     summary = meta.get("summary", meta.get("excerpt"))
     if summary is not None and not isinstance(summary, str):
@@ -333,6 +438,9 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
     if tags is None:
         error(line_of("tags"), "tags must be a list of words, e.g. tags: [gp, jax]")
         tags = []
+    for tag in tags:
+        if len(tag) > MAX_SLUG:
+            error(line_of("tags"), f"tag {tag[:20]!r}... is {len(tag)} characters long; keep tags to {MAX_SLUG}")
 
     layout = meta.get("layout", "post")
     if not isinstance(layout, str) or not re.match(r"^[\w-]+$", layout):

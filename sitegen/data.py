@@ -122,6 +122,13 @@ class Catalog:
         path = ctx.resolve(relpath) if ctx is not None else (self.root / relpath)
         shown = ctx.display(path) if ctx is not None else relpath
         if ctx is not None:
+            from sitegen.paths import outside
+
+            real = outside(ctx.root, path)
+            if real is not None:
+                raise SiteError(where, at, f"'{relpath}' leads outside the site's folder (to {real}); a page may "
+                                           "read only files inside the site: copy the file into data/")
+        if ctx is not None:
             ctx.depend(path)  # also when missing: creating it later must trigger a rebuild
         if not path.is_file() and not path.is_dir():  # a folder: a log folder (sitegen.logs)
             hint = ""
@@ -185,6 +192,10 @@ class Catalog:
         if not relpath:
             return None
         path = ctx.resolve(relpath)
+        from sitegen.paths import outside
+
+        if outside(ctx.root, path) is not None:
+            return None  # refused with its message by _locate
         folder, run = self._run_beside(path, ctx)  # also when missing: a run that starts must redraw the page
         ctx.depend(path)  # the finished table replaces the parts
         if run is None or not run.live:
@@ -338,6 +349,8 @@ class Catalog:
             value = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self._fail(ctx, line, shown, f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise self._fail(ctx, line, shown, "JSON nested too deeply to read; flatten it") from None
         self._json[key] = (stamp, value)
         return value
 

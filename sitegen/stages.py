@@ -19,6 +19,9 @@ from sitegen.errors import Problem
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: the site's cache folder (parse cache, the preview's output), beside content/
 CACHE_NAME = ".sitegen-cache"
+#: the site's own files and folders at its root: no post may take their URL
+RESERVED_URLS = frozenset({"static", "tags", "page", "feed.xml", "index.html", "404.html", "robots.txt",
+                           "sitemap.xml", ".sitegen-output"})
 
 
 def digest(*parts) -> str:

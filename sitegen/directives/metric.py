@@ -40,6 +40,12 @@ TOKEN = re.compile(r"""\s*(?:
 )""", re.VERBOSE)
 
 
+#: how deep parentheses and signs may nest, and the largest width or precision a format may ask
+MAX_NESTING = 50
+MAX_FORMAT_NUMBER = 100
+_REST_IS_SPACE = re.compile(r"\s*$")
+
+
 class MetricError(ValueError):
     pass
 
@@ -62,7 +68,7 @@ def split(content: str) -> tuple[str, str, str]:
 def tokenize(text: str) -> list[tuple[str, str]]:
     out, i = [], 0
     while i < len(text):
-        if text[i:].strip() == "":
+        if _REST_IS_SPACE.match(text, i):
             break
         m = TOKEN.match(text, i)
         if not m or m.end() == i:
@@ -83,6 +89,7 @@ class Evaluator:
     def __init__(self, tokens, table=None, record=None):
         self.toks, self.i = tokens, 0
         self.table, self.record = table, record
+        self.depth = 0
 
     def peek(self, value=None):
         if self.i < len(self.toks):
@@ -131,13 +138,17 @@ class Evaluator:
         tok = self.peek()
         if tok is None:
             raise MetricError("the expression ends too early")
-        if tok[1] == "-":
+        if tok[1] in ("-", "("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise MetricError(f"the expression nests parentheses or signs more than {MAX_NESTING} deep")
             self.take()
-            return -self.factor()
-        if tok[1] == "(":
-            self.take()
-            v = self.expr()
-            self.take(")")
+            if tok[1] == "-":
+                v = -self.factor()
+            else:
+                v = self.expr()
+                self.take(")")
+            self.depth -= 1
             return v
         if tok[0] == "num":
             self.take()
@@ -276,6 +287,9 @@ def compute(content: str, catalog, line, ctx) -> tuple[float, str, str]:
         ev = Evaluator(tokenize(expr), table=catalog.table(source, line, ctx))
     value = ev.run()
     if fmt:
+        if any(len(n) > 3 or int(n) > MAX_FORMAT_NUMBER for n in re.findall(r"\d+", fmt)):
+            raise MetricError(f"'{fmt[:40]}' asks for a width or precision above {MAX_FORMAT_NUMBER}; "
+                              "try .2f, .3g, .1% or ,.0f")
         try:
             text = from_spec(value, fmt)
         except (ValueError, TypeError):
@@ -300,7 +314,9 @@ class Metric(Role):
             ctx.problems.append(exc.problem)
             return '<span class="sg-metric-error">?</span>'
         except MetricError as exc:
-            ctx.error(line, f"metric: {exc} (in {{metric}}`{content.strip()}`)")
+            shown = content.strip()
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            ctx.error(line, f"metric: {exc} (in {{metric}}`{shown}`)")
             return '<span class="sg-metric-error">?</span>'
         title = f"computed at build time: {content.strip()}"
         return f'<data class="sg-metric" value="{value!r}" title="{esc(title)}">{esc(text)}</data>'

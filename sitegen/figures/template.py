@@ -85,13 +85,22 @@ def parse_interval(text: str, what: str) -> tuple[float | None, float | None]:
     return lo, hi
 
 
+#: placeholders in one template: each is drawn as a plot with its data, so a page stays a page
+MAX_PLACEHOLDERS = 2000
+
+
 def parse(text: str) -> Template:
     """Parse template text; raises :class:`TemplateError` at the first mistake."""
     lines = []
+    count = 0
     for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         raw = raw.replace("\t", "    ")
         indent = len(raw) - len(raw.lstrip(" "))
         lines.append(Line(number, indent, _parse_line(raw, number)))
+        count += sum(isinstance(p, Placeholder) for p in lines[-1].parts)
+        if count > MAX_PLACEHOLDERS:
+            raise TemplateError(number, 1, f"more than {MAX_PLACEHOLDERS:,} placeholders in one template; "
+                                           "split the model over several figures")
     while lines and not lines[-1].parts:
         lines.pop()
     return Template(lines)

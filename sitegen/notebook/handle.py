@@ -31,7 +31,14 @@ class _Handle:
         self._token = secrets.token_hex(6)
         self._name = str(options.pop("name", SOURCE) or SOURCE)
         self._settle = bool(options.pop("settle", True))
-        self._interval = float(options.pop("interval", INTERVAL))
+        interval = options.pop("interval", INTERVAL)
+        try:
+            self._interval = float(interval)
+            bad_interval = not (0 <= self._interval < float("inf"))
+        except (TypeError, ValueError):
+            bad_interval = True
+        if bad_interval:
+            self._interval = INTERVAL
         self._options = {k.replace("_", "-"): option_text(k.replace("_", "-"), v)
                          for k, v in options.items() if v is not None}
         self._template = template
@@ -54,7 +61,9 @@ class _Handle:
         #: for tests and benchmarks
         self.sent: deque[tuple[str, int]] = deque(maxlen=10_000)
         frame = _as_frame(data)
-        if isinstance(frame, str):
+        if bad_interval:
+            self._problem = f"interval={interval!r} must be a number of seconds (0 or more), e.g. interval=0.5"
+        elif isinstance(frame, str):
             self._problem = frame
         elif frame is not None:
             self._chunks.append(frame)
@@ -133,7 +142,12 @@ class _Handle:
 
     def __repr__(self) -> str:
         drawn = self._render()
-        return self._summary(drawn) if drawn is not None and drawn.ok else f"<sitegen {self.kind} (not drawn)>"
+        if drawn is not None and drawn.ok:
+            return self._summary(drawn)
+        # Outside a notebook this is all a user sees: say why, as the cell would.
+        why = self._problem or (problems_text(drawn.problems, self.kind, self.known) if drawn is not None
+                                else "no data yet")
+        return f"<sitegen {self.kind} (not drawn: {why})>"
 
     def _ipython_display_(self) -> None:
         """Shown as the value of a cell or with ``display(fig)``: one output per showing, each with its

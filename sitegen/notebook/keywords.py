@@ -72,13 +72,18 @@ def _as_frame(data, what: str = "data"):
     if data is None:
         return None
     if isinstance(data, pd.DataFrame):
+        if isinstance(data.columns, pd.MultiIndex):
+            shown = ", ".join(map(str, list(data.columns)[:4])) + (", ..." if len(data.columns) > 4 else "")
+            return (f"{what} has MultiIndex columns ({shown}); flatten them first, e.g. "
+                    "df.columns = ['_'.join(map(str, c)) for c in df.columns], or df.stack() to long rows")
         return data
     if isinstance(data, dict):
         one_row = all(isinstance(v, (str, bytes)) or not hasattr(v, "__len__") for v in data.values())
         try:
             return pd.DataFrame([data]) if one_row else pd.DataFrame(data)
-        except ValueError as exc:
-            return f"{what}: cannot make a table of this dict ({exc})"
+        except ValueError:
+            return (f"{what}: cannot make a table of this dict; give each key a list of values (one column "
+                    "each, all as long), or pass one row with a single value per key")
     if isinstance(data, (list, tuple)) and all(isinstance(r, dict) for r in data):
         return pd.DataFrame(list(data))
     return (f"{what} must be a pandas DataFrame (or a dict of columns, or a list of row dicts), "
