@@ -1,7 +1,6 @@
 """Site settings: ``sitegen.toml`` at the site's root, every key optional."""
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 from sitegen.errors import Problem, SiteError
 
 CONFIG_NAME = "sitegen.toml"
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 
 @dataclass
@@ -79,8 +78,8 @@ def load_config(root: Path) -> Config:
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 error(key, f"'{key}' must be a {expected.__name__}, got {value!r}")
                 continue
-            if isinstance(value, str) and CONTROL.search(value):
-                error(key, f"'{key}' holds a control character ({CONTROL.search(value).group()!r}); remove it")
+            if isinstance(value, str) and _control(value):
+                error(key, f"'{key}' holds a control character ({_control(value)!r}); remove it")
                 continue
             setattr(config, key, value)
         else:
@@ -132,3 +131,10 @@ def line_of(path: Path, key: str) -> int | None:
         if line.split("=")[0].strip().strip('"\'') == key:
             return i
     return None
+
+
+def _control(text: str) -> str | None:
+    from sitegen.content import CONTROL
+
+    m = CONTROL.search(text)
+    return m.group() if m else None

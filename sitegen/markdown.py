@@ -18,7 +18,7 @@ from markdown_it.common.utils import escapeHtml
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
-from sitegen.content import is_markdown, slugify  # noqa: F401  (slugify: heading ids here, and for callers)
+from sitegen.content import CONTROL, is_markdown, slugify  # noqa: F401  (slugify: heading ids here, and for callers)
 from sitegen.context import PageContext
 from sitegen.directives import REGISTRY, Call, load_builtin
 from sitegen.errors import SiteError, closest
@@ -29,8 +29,7 @@ OPTION_LINE = re.compile(r"^:([A-Za-z][\w-]*):(?:\s+(.*?))?\s*$")
 ROLE = re.compile(r"\{([A-Za-z][\w-]*)\}(`+)(.{1,20000}?)\2", re.S)  # bounded: no rescan to the end per role
 UNCLOSED_ROLE = re.compile(r"\{([A-Za-z][\w-]*)\}`")
 UNDEFINED_FOOTNOTE = re.compile(r"\[\^([^\]\s]+)\]")
-#: characters no page may hold (HTML forbids them; \x02 and \x03 delimit our internal marks)
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
 REF_MARK = re.compile("\x02ref:([^\x03]*):(\\d+)\x03")
 
 
