@@ -5,7 +5,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from sitegen.errors import Problem, SiteError
+from sitegen.errors import CONTROL, Problem, SiteError
 
 CONFIG_NAME = "sitegen.toml"
 
@@ -134,7 +134,5 @@ def line_of(path: Path, key: str) -> int | None:
 
 
 def _control(text: str) -> str | None:
-    from sitegen.content import CONTROL
-
     m = CONTROL.search(text)
     return m.group() if m else None

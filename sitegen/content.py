@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sitegen.errors import Problem
+from sitegen.errors import CONTROL, Problem  # noqa: F401  (CONTROL: for markdown too)
 
 JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -29,11 +29,6 @@ MAX_VALUES = 10_000
 MAX_DEPTH = 50
 #: the years a date may have (the feed, the sitemap and sorting need four-digit years)
 YEARS = (1000, 9999)
-#: characters no text of a page may hold: the controls and noncharacters HTML forbids (\x02 and \x03
-#: also delimit our internal marks)
-CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef"
-                     + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
-                     + "]")
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 #: with a UTC offset, as Jekyll writes them ('2015-03-25 16:00:00 +0100'); read as UTC, which is what
 #: GitHub Pages builds in, so a post keeps the date (and URL) Jekyll gave it there

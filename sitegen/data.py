@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.errors import SiteError, closest
+from sitegen.paths import confine, outside
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -122,13 +123,7 @@ class Catalog:
         path = ctx.resolve(relpath) if ctx is not None else (self.root / relpath)
         shown = ctx.display(path) if ctx is not None else relpath
         if ctx is not None:
-            from sitegen.paths import outside
-
-            real = outside(ctx.root, path)
-            if real is not None:
-                raise SiteError(where, at, f"'{relpath}' leads outside the site's folder (to {real}); a page may "
-                                           "read only files inside the site: copy the file into data/")
-        if ctx is not None:
+            confine(ctx.root, relpath, path, where, at)
             ctx.depend(path)  # also when missing: creating it later must trigger a rebuild
         if not path.is_file() and not path.is_dir():  # a folder: a log folder (sitegen.logs)
             hint = ""
@@ -192,8 +187,6 @@ class Catalog:
         if not relpath:
             return None
         path = ctx.resolve(relpath)
-        from sitegen.paths import outside
-
         if outside(ctx.root, path) is not None:
             return None  # refused with its message by _locate
         folder, run = self._run_beside(path, ctx)  # also when missing: a run that starts must redraw the page

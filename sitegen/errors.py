@@ -6,8 +6,16 @@ all of them at once; :class:`BuildError` carries the whole list to the CLI.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+#: characters no text of a page may hold: the controls and noncharacters HTML forbids (\x02 and \x03
+#: also delimit our internal marks)
+CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef"
+                     + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+                     + "]")
 
 
 @dataclass(frozen=True, order=True)

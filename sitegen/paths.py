@@ -19,6 +19,46 @@ def outside(root: Path | str, path: Path | str) -> str | None:
     return real
 
 
+def confine(root: Path, relpath: str, path: Path, where: str, line: int | None) -> None:
+    """Raise the error for a path written in a post that leads outside the site."""
+    from sitegen.errors import SiteError
+
+    real = outside(root, path)
+    if real is not None:
+        raise SiteError(where, line, f"'{relpath}' leads outside the site's folder (to {real}); a page may read "
+                                     "only files inside the site: copy the file into data/")
+
+
 def outside_message(shown: str, real: str, what: str = "file") -> str:
     return (f"{shown}: this {what} leads outside the site's folder (to {real}); a build reads only files "
             "inside the site: copy it in (e.g. into data/)")
+
+
+def symlink_refused(root: Path, path: Path, shown: str, report, what: str = "file") -> bool:
+    """Report a symlink of the site that leads out of it (True: leave the file out)."""
+    real = outside(root, path)
+    if real is not None:
+        report.error(shown, None, outside_message("a symlink", real, what))
+    return real is not None
+
+
+def bundle_files(root: Path, post, report, is_markdown) -> list[tuple[str, Path]]:
+    """The files beside a bundle post's ``index.md`` to publish with its page, as (path in the post's
+    folder, file); a symlink leading out of the site and a file that would replace the page itself
+    (``index.html``) are reported instead. None for a post that is not a bundle."""
+    if not post.is_bundle:
+        return []
+    folder = post.source.parent
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or is_markdown(path.name) or path.name.startswith("."):
+            continue
+        rel, shown = path.relative_to(folder).as_posix(), str(path.relative_to(root))
+        if symlink_refused(root, path, shown, report, "bundle file"):
+            continue
+        if rel == "index.html":
+            report.error(shown, None, f"the post's page is /{post.folder}index.html, so this file of its folder "
+                                      "would replace it; rename it or move it elsewhere")
+            continue
+        found.append((rel, path))
+    return found

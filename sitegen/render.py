@@ -16,6 +16,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from sitegen.content import is_markdown
+from sitegen.paths import bundle_files, symlink_refused
 from sitegen.stages import IDS, PACKAGE_DIR, PageOut
 from sitegen.stages import page_out as _page_out
 from sitegen.stages import digest as _digest
@@ -388,13 +389,10 @@ class Renderer:
     def _public_files(self) -> None:
         """``public/``: served at the root as they are (see sitegen/public.py), after every generated
         page so that a clash is found here, whichever came first."""
-        from sitegen.paths import outside, outside_message
         from sitegen.public import OVERRIDABLE, PUBLIC_DIR
 
         for rel, path in self.public.items():
-            real = outside(self.root, path)
-            if real is not None:
-                self.report.error(f"{PUBLIC_DIR}/{rel}", None, outside_message("a symlink", real))
+            if symlink_refused(self.root, path, f"{PUBLIC_DIR}/{rel}", self.report):
                 continue
             if rel in self.pages and rel not in OVERRIDABLE:
                 made_by = self.pages[rel].source or "the site"
@@ -428,26 +426,10 @@ class Renderer:
             hit = memo[post.rel] = (pp, [(name, _digest(data)) for name, data in pp.files.items()])
         for name, key in hit[1]:
             self._emit(f"{post.folder}{name}", key, lambda name=name: pp.files[name], binary=True)
-        if post.is_bundle:
-            from sitegen.paths import outside, outside_message
-
-            folder = post.source.parent
-            for path in sorted(folder.rglob("*")):
-                if path.is_file() and not is_markdown(path.name) and not path.name.startswith("."):
-                    rel = path.relative_to(folder).as_posix()
-                    real = outside(self.root, path)
-                    if real is not None:
-                        self.report.error(str(path.relative_to(self.root)), None,
-                                          outside_message("a symlink", real, "bundle file"))
-                        continue
-                    if rel == "index.html":
-                        self.report.error(str(path.relative_to(self.root)), None,
-                                          f"the post's page is /{post.folder}index.html, so this file of its folder "
-                                          "would replace it; rename it or move it elsewhere")
-                        continue
-                    stamp = os.stat(path)
-                    self._emit(f"{post.folder}{path.relative_to(folder).as_posix()}", _digest(str(path), stamp.st_mtime_ns,
-                               stamp.st_size), lambda path=path: path.read_bytes(), binary=True)
+        for rel, path in bundle_files(self.root, post, self.report, is_markdown):  # none unless a bundle
+            stamp = os.stat(path)
+            self._emit(f"{post.folder}{rel}", _digest(str(path), stamp.st_mtime_ns, stamp.st_size),
+                       lambda path=path: path.read_bytes(), binary=True)
 
     def _summaries(self, entries) -> list[dict]:
         memo = self._memo("summary")
