@@ -136,7 +136,7 @@ def test_bad_logs_are_path_message_errors(site, tensorboard_runs, tmp_path):
     assert any(e.startswith("content/bad.md:") and "runs/lr-0.1/seed-0/events.out.tfevents" in e
                and "truncated or damaged event file" in e and f"of {size - 7:,}" in e for e in errors), errors
     assert any("empty: no scalars found in this TensorBoard log" in e for e in errors), errors
-    assert any(":y: no column or param (tag) 'train/los'; did you mean 'train/loss'?" in e for e in errors), errors
+    assert any(":y: no column 'train/los' and no param (tag) of that name; did you mean 'train/loss'?" in e for e in errors), errors
     assert not any("Traceback" in e for e in errors)
 
 

@@ -70,7 +70,8 @@ def scalar_tag(df, name: str):
     if not match.any():
         tags = list(dict.fromkeys(labels))
         near = closest(name, tags)
-        raise OptionError("y", f":y: no column or param (tag) '{name}'" + (f"; did you mean '{near[0]}'?" if near else "")
+        raise OptionError("y", f":y: no column '{name}' and no param (tag) of that name"
+                               + (f"; did you mean '{near[0]}'?" if near else "")
                                + f" (tags: {', '.join(tags[:12])}{', ...' if len(tags) > 12 else ''})")
     return df[match], "value", name
 
