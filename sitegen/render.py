@@ -278,16 +278,26 @@ class Renderer:
         )
         if html is None:
             return None, self.report.problems
-        body_lines = post.body.split("\n")
+        body = post.body
+        body_lines = body.split("\n")
+        found: dict[str, int | None] = {}
 
         def link_line(href):
-            # The href as written; else its file name (Liquid wrote the rest: {{ site.baseurl }}/a.png)
+            # The href as written; else its file name (Liquid wrote the rest: {{ site.baseurl }}/a.png).
+            # Most of a page's links (the header, tags, neighbours) are not in the body at all: one test
+            # on the whole body rules them out, and each href is looked up once per page.
+            if href in found:
+                return found[href]
+            line_no = None
             tail = href.rstrip("/").rsplit("/", 1)[-1]
             for needle in (href, tail if len(tail) > 3 else None):
-                for i, line in enumerate(body_lines):
-                    if needle and needle in line:
-                        return i + 1 + post.line_offset
-            return None
+                if needle and needle in body:
+                    line_no = next((i + 1 + post.line_offset for i, line in enumerate(body_lines) if needle in line),
+                                   None)
+                    if line_no is not None:
+                        break
+            found[href] = line_no
+            return line_no
 
         page = _page_out(f"{post.folder}index.html", self.post_page_key(post, pp), html, post.rel, link_line, False)
         return page, self.report.problems

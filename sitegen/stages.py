@@ -11,6 +11,7 @@ import hashlib
 import html as htmllib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from sitegen.errors import Problem
@@ -98,13 +99,22 @@ def resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
     """An internal href as a site path and anchor; (None, None) for external links."""
     from urllib.parse import unquote, urljoin
 
-    if not href or EXTERNAL.match(href):
-        return None, None
+    if not href or href[0] == "/" and href[:2] != "//" or EXTERNAL.match(href):
+        return _resolve_absolute(href)  # the same on every page: worked out once per build
     path, _, fragment = href.partition("#")
     path = path.partition("?")[0]
     anchor = unquote(fragment) or None
     if not path:
         return base, anchor
-    if path.startswith("/"):
-        return unquote(path), anchor
     return unquote(urljoin(base, path)), anchor
+
+
+@lru_cache(maxsize=16384)
+def _resolve_absolute(href: str) -> tuple[str | None, str | None]:
+    """:func:`resolve_href` for an href that does not depend on the page: empty, external, or from the root."""
+    from urllib.parse import unquote
+
+    if not href or EXTERNAL.match(href):
+        return None, None
+    path, _, fragment = href.partition("#")
+    return unquote(path.partition("?")[0]), unquote(fragment) or None
