@@ -56,6 +56,18 @@ def _stamp(path: str | Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+def _realpath(path: str, folders: dict[str, str]) -> str:
+    """``str(Path(path).resolve())``, with each folder resolved once (posts share a few folders, and
+    resolving walks every component of the path): only a file that is itself a link is resolved whole."""
+    folder, name = os.path.split(path)
+    if name in ("", ".", "..") or os.path.islink(path):
+        return os.path.realpath(path)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder or ".")
+    return os.path.join(real, name)
+
+
 # ----------------------------------------------------------------------------------------------
 # the parse stage (runs in workers)
 
@@ -337,11 +349,12 @@ class Builder:
     def _md_targets(self, posts: list[Post]) -> dict[str, str]:
         resolved = self._resolved
         targets = {}
+        folders: dict[str, str] = {}
         for p in posts:
             source = str(p.source)
             real = resolved.get(source)
             if real is None:
-                real = resolved[source] = str(p.source.resolve())
+                real = resolved[source] = _realpath(source, folders)
             targets[real] = p.url
         from sitegen.jekyll import SITE_KEY
 

@@ -201,7 +201,7 @@ class Renderer:
         if self.builder.cache.get("out_dir") != str(self.out_dir):
             return False
         # Told which files changed, the builder trusts its own output to be where it wrote it.
-        return getattr(self.builder, "_hint", None) is not None or (self.out_dir / rel).exists()
+        return getattr(self.builder, "_hint", None) is not None or os.path.exists(f"{self.out_dir}/{rel}")
 
     # -- pages ----------------------------------------------------------------------------------------------
     def prepare(self) -> None:
