@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, urljoin  # here, not in resolve_href: called per link, the import cost more than the work
 
 from sitegen.errors import Problem
 
@@ -97,8 +98,6 @@ EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
 
 def resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
     """An internal href as a site path and anchor; (None, None) for external links."""
-    from urllib.parse import unquote, urljoin
-
     if not href or href[0] == "/" and href[:2] != "//" or EXTERNAL.match(href):
         return _resolve_absolute(href)  # the same on every page: worked out once per build
     path, _, fragment = href.partition("#")
@@ -112,8 +111,6 @@ def resolve_href(base: str, href: str) -> tuple[str | None, str | None]:
 @lru_cache(maxsize=16384)
 def _resolve_absolute(href: str) -> tuple[str | None, str | None]:
     """:func:`resolve_href` for an href that does not depend on the page: empty, external, or from the root."""
-    from urllib.parse import unquote
-
     if not href or EXTERNAL.match(href):
         return None, None
     path, _, fragment = href.partition("#")
