@@ -10,6 +10,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,7 @@ def _string_list(value) -> list[str] | None:
     return None
 
 
+@lru_cache(maxsize=8192)  # the same tags and headings come back on every page: 44,000 calls for 4,000 posts
 def slugify(text: str) -> str:
     """Stable, readable ids and slugs: lowercase ASCII words joined by '-'."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
