@@ -3,6 +3,7 @@ Liquid, Jekyll front matter and permalinks, `sitegen import jekyll`, the Pages w
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,18 @@ from sitegen.markdown import render
 
 
 def snapshot(root: Path, out: Path) -> dict[str, str]:
-    """Every file of the site outside its output folder, by content: a build must change none."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and out not in p.parents
-            and ".sitegen-cache" not in p.parts
-            and not p.relative_to(root).parts[0].startswith(f".{out.name}.")}  # the old output, removed in background
+    """Every file of the site outside its output folder, by content: a build must change none.
+    The replaced output (``.<out>.sitegen-old-...``) is being removed in the background, so the walk
+    never enters the build's own folders beside the output."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d != out and d != ".sitegen-cache"
+                       and not (here == root and d.startswith(f".{out.name}."))]
+        for name in filenames:
+            p = here / name
+            found[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return found
 
 
 def build_checked(site, **kwargs):

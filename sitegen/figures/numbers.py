@@ -114,7 +114,9 @@ def plain(text: str) -> str:
     table = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7",
                            "⁸": "8", "⁹": "9", "⁻": "-", MINUS: "-", NNBSP: "", ",": ""})
     t = text.translate(table)
-    m = re.fullmatch(r"(-?)(?:(\d+(?:\.\d+)?)×)?10(-?\d+)", t)
+    # only a written power (a superscript exponent) is one: "100" is a hundred, not 10⁰
+    superscript = any(c in "⁰¹²³⁴⁵⁶⁷⁸⁹" for c in text)
+    m = superscript and re.fullmatch(r"(-?)(?:(\d+(?:\.\d+)?)×)?10(-?\d+)", t)
     if m:
         return f"{m.group(1)}{m.group(2) or '1'}e{m.group(3)}"
     return t.replace("∞", "inf")
