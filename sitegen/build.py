@@ -28,6 +28,7 @@ from sitegen.config import load_config
 from sitegen.content import Post, discover, load
 from sitegen.context import PageContext
 from sitegen.errors import BuildError, Problem, Report, SiteError
+from sitegen.paths import realpath_in
 from sitegen.stages import CACHE_NAME, PACKAGE_DIR, RESERVED_URLS, BuildResult, PageOut, Parsed
 from sitegen.stages import resolve_href as _resolve_href
 from sitegen.stages import digest as _digest
@@ -54,20 +55,6 @@ def _stamp(path: str | Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def _realpath(path: str, folders: dict[str, str]) -> str:
-    """``str(Path(path).resolve())``, with each folder resolved once (posts share a few folders, and
-    resolving walks every component of the path): only a file that is itself a link is resolved whole."""
-    folder, name = os.path.split(path)
-    if name in ("", ".", ".."):
-        return os.path.realpath(path)
-    real = folders.get(folder)
-    if real is None:
-        real = folders[folder] = os.path.realpath(folder or ".")
-    joined = os.path.join(real, name)
-    # Asked of the resolved path: "a/missing/../link" names a link that "a/missing" hides from lstat.
-    return os.path.realpath(joined) if os.path.islink(joined) else joined
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,7 +343,7 @@ class Builder:
             source = str(p.source)
             real = resolved.get(source)
             if real is None:
-                real = resolved[source] = _realpath(source, folders)
+                real = resolved[source] = realpath_in(source, folders)
             targets[real] = p.url
         from sitegen.jekyll import SITE_KEY
 

@@ -62,3 +62,17 @@ def bundle_files(root: Path, post, report, is_markdown) -> list[tuple[str, Path]
             continue
         found.append((rel, path))
     return found
+
+
+def realpath_in(path: str, folders: dict[str, str]) -> str:
+    """``str(Path(path).resolve())``, with each folder resolved once (posts share a few folders, and
+    resolving walks every component of the path): only a file that is itself a link is resolved whole."""
+    folder, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        return os.path.realpath(path)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder or ".")
+    joined = os.path.join(real, name)
+    # Asked of the resolved path: "a/missing/../link" names a link that "a/missing" hides from lstat.
+    return os.path.realpath(joined) if os.path.islink(joined) else joined

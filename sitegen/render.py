@@ -517,12 +517,14 @@ class Renderer:
             **self._page_common("/tags/", "Tags", self.config.description)))
 
     def _feed(self, entries, base_key) -> None:
+        from sitegen import thumbnail
+
         items = [(p, pp) for p, pp in entries if not p.draft][: self.config.feed_entries]
         feed = []
         for post, pp in items:
             date = post.date or dt.datetime.fromtimestamp(os.stat(post.source).st_mtime).replace(microsecond=0)
             # content is a plain str, so it is autoescaped as Atom's type="html" wants
-            feed.append({"post": post, "content": _for_feed(pp.html, post.url, pp.files, self.config.absolute),
+            feed.append({"post": post, "content": thumbnail.for_feed(pp.html, post.url, pp.files, self.config.absolute),
                          "published": date,
                          "updated": post.updated or date,
                          "summary": post.summary if post.summary is not None else _text(pp.excerpt_html)})
@@ -540,19 +542,6 @@ class Renderer:
     def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
         self._emit(rel, _digest(base_key, rel), lambda: self._render(
             template, rel, **self._page_common(page_url, "Page not found", self.config.description)))
-
-
-DATA_ISLAND = re.compile(r'<script type="application/json" class="sg-data"[^>]*>.*?</script>', re.S)
-SIDENOTE = re.compile(r"<!--sidenote-->.*?<!--/sidenote-->", re.S)
-
-
-def _for_feed(html: str, url: str, files, absolute) -> str:
-    """Feed readers run no scripts and apply no stylesheet: figure data islands are dead weight there,
-    a figure is its still picture and a link (sitegen.thumbnail), and sidenotes would show twice (the
-    numbered notes at the end carry the same text)."""
-    from sitegen import thumbnail
-
-    return thumbnail.for_feed(SIDENOTE.sub("", DATA_ISLAND.sub("", html)), url, files, absolute)
 
 
 def _neighbour(post):

@@ -167,10 +167,16 @@ def pictures(page_html: str) -> dict[str, bytes]:
     return {picture_name(f.id): svg(f, *FEED_SIZE, standalone=True).encode() for f in figures(page_html)}
 
 
+DATA_ISLAND = re.compile(r'<script type="application/json" class="sg-data"[^>]*>.*?</script>', re.S)
+SIDENOTE = re.compile(r"<!--sidenote-->.*?<!--/sidenote-->", re.S)
+
+
 def for_feed(page_html: str, page_url: str, files, absolute) -> str:
     """The page's HTML with each figure replaced by what a feed reader can show: its picture (a file
     beside the page, when one was drawn) linked to the figure on the page, and its caption. Feed readers
-    run no scripts, so the figure's SVG of every dot and its data are only weight there."""
+    run no scripts, so the figure's SVG of every dot and its data are only weight there; sidenotes
+    would show twice (the numbered notes at the end carry the same text)."""
+    page_html = SIDENOTE.sub("", DATA_ISLAND.sub("", page_html))
     names = {}
     for name in files:
         if name.startswith("figure-") and name.endswith(".svg"):

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sitegen.build import _realpath
+from sitegen.paths import realpath_in as _realpath
 from sitegen.stages import resolve_href as _resolve_href
 
 PARTS = ["a", "b", "lnk", "flink.md", "x.md", "y.md", "..", ".", "missing"]
