@@ -345,23 +345,13 @@ def test_padding_points_leaves_the_likelihood_and_its_gradient_unchanged(gm):
 
 
 def test_hand_written_gradient_matches_finite_differences(gm):
-    import jax
     import jax.numpy as jnp
 
     layout = gm.Layout(("a", "b", "c"), ("opt",))
     rng = np.random.default_rng(2)
     u, c, y = rng.random((9, 3)), rng.integers(0, 2, (9, 1)), rng.normal(size=9)
     theta = jnp.asarray(layout.raw([0.3, 0.8, 1.4, 0.6], 1.3, 0.1, 0.2))
-
-    @jax.jit
-    def f(t):
-        return gm.neg_log_posterior(t, jnp.asarray(u), jnp.asarray(c), jnp.asarray(y), jnp.ones(9),
-                                    layout=layout, priors=gm.LOOSE)
-
-    g = np.asarray(jax.grad(f)(theta))
-    eps = 1e-6
-    fd = [(float(f(theta.at[i].add(eps))) - float(f(theta.at[i].add(-eps)))) / (2 * eps) for i in range(len(g))]
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+    assert_gradient_matches_finite_differences(layout, u, c, y, theta)
 
 
 def test_lbfgs_reaches_the_same_optimum_as_scipy(gm):
@@ -448,23 +438,13 @@ def test_essay_template_prints_compare_pseudocode_with_every_parameter(gm):
 
 
 def test_essay_kernel_gradient_matches_finite_differences(gm):
-    import jax
     import jax.numpy as jnp
 
     layout = essay_layout(gm)
     rng = np.random.default_rng(8)
     u, c, y = rng.random((9, 3)), rng.integers(0, 4, (9, 1)), rng.normal(size=9)
     theta = jnp.asarray(layout.raw(rng.uniform(0.3, 1.5, layout.lengthscales), [0.4, 0.7, 0.3, 0.9], 1.2, 0.1, 0.1))
-
-    @jax.jit
-    def f(t):
-        return gm.neg_log_posterior(t, jnp.asarray(u), jnp.asarray(c), jnp.asarray(y), jnp.ones(9),
-                                    layout=layout, priors=gm.LOOSE)
-
-    g = np.asarray(jax.grad(f)(theta))
-    eps = 1e-6
-    fd = [(float(f(theta.at[i].add(eps))) - float(f(theta.at[i].add(-eps)))) / (2 * eps) for i in range(len(g))]
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+    assert_gradient_matches_finite_differences(layout, u, c, y, theta)
 
 
 def test_committed_provenance_holds_no_absolute_paths():
@@ -483,3 +463,20 @@ def test_committed_provenance_holds_no_absolute_paths():
         record = json.loads(path.read_text())
         bad = [s for s in strings(record) if s.startswith(("/", "~")) or " /" in s or "=/" in s]
         assert not bad, f"{path.name}: {bad}"
+
+
+def assert_gradient_matches_finite_differences(layout, u, c, y, theta):
+    """JAX's gradient of the loose-prior objective against central differences, parameter by parameter."""
+    import jax
+    import jax.numpy as jnp
+    from experiments import gp_model as gm
+
+    @jax.jit
+    def f(t):
+        return gm.neg_log_posterior(t, jnp.asarray(u), jnp.asarray(c), jnp.asarray(y), jnp.ones(9),
+                                    layout=layout, priors=gm.LOOSE)
+
+    g = np.asarray(jax.grad(f)(theta))
+    eps = 1e-6
+    fd = [(float(f(theta.at[i].add(eps))) - float(f(theta.at[i].add(-eps)))) / (2 * eps) for i in range(len(g))]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
