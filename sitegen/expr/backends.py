@@ -95,6 +95,8 @@ class Backend:
     def safe_sqrt(self, x):
         """sqrt with a zero gradient (not an infinite one) where x is 0: a distance from a point
         to itself, on the diagonal of every kernel matrix."""
+        if self.name == "jax":
+            return _jax_safe_sqrt()(x)
         positive = x > 0
         return self.where(positive, self.xp.sqrt(self.where(positive, x, self.xp.ones_like(x))),
                           self.xp.zeros_like(x))
@@ -107,6 +109,33 @@ class Backend:
 
 
 _BACKENDS: dict[str, Backend] = {}
+_JAX_SAFE_SQRT: list = []
+
+
+def _jax_safe_sqrt():
+    """JAX's safe sqrt: the value is a plain sqrt (no test of x > 0 in it) and only the derivative
+    chooses, once, from the result: 1 / (2 sqrt(x)), or 0 where the result is 0.
+
+    Not ``where(x > 0, sqrt(where(x > 0, x, 1)), 0)`` as for numpy and torch: XLA on the CPU may
+    compute a squared distance twice, in two fused loops, and with FMA contraction (AVX2) one copy
+    of (x_i / s - x_i / s)^2 comes out 0 and the other 1e-33; the two tests then disagree and the
+    distance of a point to itself is sqrt(1) = 1 (a kernel matrix off by up to 1.2 under jax.jit,
+    eagerly right). tests/test_expr_jit.py has the case and a pure-JAX reproducer."""
+    if not _JAX_SAFE_SQRT:
+        import jax
+        import jax.numpy as jnp
+
+        @jax.custom_jvp
+        def safe_sqrt(x):
+            return jnp.sqrt(x)
+
+        @safe_sqrt.defjvp
+        def safe_sqrt_jvp(primals, tangents):
+            y = jnp.sqrt(primals[0])
+            return y, tangents[0] * (0.5 / jnp.where(y > 0, y, jnp.inf))
+
+        _JAX_SAFE_SQRT.append(safe_sqrt)
+    return _JAX_SAFE_SQRT[0]
 
 
 def get_backend(name: str) -> Backend:
