@@ -491,7 +491,7 @@ def test_vexpr_kernel_test_lengthscales_and_columns_join_into_one_index():
         ":axis -3))")
 
 
-def test_vexpr_weighted_additive_kernel_computes_the_same_with_fewer_distance_calls():
+def test_vexpr_weighted_additive_kernel_vectorizes_to_one_distance_call():
     rng = np.random.default_rng(3)
     X1, X2 = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
     beta, dirichlet = np.array([0.9, 0.1]), np.array([0.5, 0.2, 0.3])
@@ -511,7 +511,21 @@ def test_vexpr_weighted_additive_kernel_computes_the_same_with_fewer_distance_ca
 
     np.testing.assert_allclose(kernel(X1, X2, scale, beta, dirichlet, ls), by_hand(X1, X2), rtol=1e-12)
     assert _count(kernel.tree, "cdist") == 4
-    assert _count(kernel.vectorized, "cdist") + _count(kernel.vectorized, "cdist_multi") == 2
+    # as vexpr: the weights joined with a neutral 1 ([w, 1] * [d0, d1, d2, d012]), one multi-distance call
+    assert _count(kernel.vectorized, "cdist") == 0 and _count(kernel.vectorized, "cdist_multi") == 1
+    multi = next(n for n in E.iter_nodes(kernel.vectorized) if isinstance(n, E.Op) and n.op == "cdist_multi")
+    assert multi.attrs["lengths"] == (1, 1, 1, 3)
+    # a batch of 4 models (leading dimension of every argument) computes each model's kernel
+    batched = kernel.with_batch_dims(1)
+    rng = np.random.default_rng(4)
+    B1, B2 = rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 3, 5))
+    betas, dirichlets = rng.dirichlet([1, 1], 4), rng.dirichlet([1, 1, 1], 4)
+    lss, scales = rng.uniform(0.5, 2, (4, 5)), rng.uniform(0.5, 2, 4)
+    got = batched(B1, B2, scales, betas, dirichlets, lss)
+    for m in range(4):
+        d = [scipy_cdist(B1[m][:, g] / lss[m][g], B2[m][:, g] / lss[m][g]) for g in groups + [joint]]
+        want = scales[m] * (betas[m][0] * sum(w * di for w, di in zip(dirichlets[m], d[:3])) + betas[m][1] * d[3])
+        np.testing.assert_allclose(got[m], want, rtol=1e-12)
 
 
 def _matern(r):

@@ -29,7 +29,8 @@ The package, one concern per module (each imports only those above it):
 ``evaluate``        evaluation of a tree with one of the backends
 ``transforms``      ``constrain``, ``partial``, ``tracer_transforms``
 ``unvectorize``     vector arithmetic written out element by element
-``vectorize``       the inverse: sibling sub-expressions batched; the ``@vectorized`` decorator
+``vectorize``       the inverse: sibling sub-expressions batched (``STACK_RULES``, ``NEUTRAL_OPERANDS``)
+``traced``          the ``@vectorized`` decorator: a Python function traced once into a tree
 ``printer``         templates
 ==================  =========================================================================
 
@@ -51,7 +52,8 @@ from sitegen.expr.program import Assign, Comment, Program, let
 from sitegen.expr.rewrite import Rule, Wild, iter_nodes, map_tree, match, pseudocode, rewrite
 from sitegen.expr.transforms import constrain, partial, tracer_transforms
 from sitegen.expr.unvectorize import unvectorize
-from sitegen.expr.vectorize import STACK_RULES, Vectorized, stack_rule, vectorize, vectorized
+from sitegen.expr.traced import Vectorized, vectorized
+from sitegen.expr.vectorize import NEUTRAL_OPERANDS, STACK_RULES, stack_rule, vectorize
 
 __all__ = [
     "Node", "Const", "Param", "Var", "Ref", "Index", "Vector", "Op", "Function",
@@ -62,6 +64,6 @@ __all__ = [
     "evaluate", "constrain", "partial", "unvectorize", "let", "tracer_transforms",
     "to_template", "placeholders", "template_placeholders", "write_template", "placeholder",
     "prod", "stack", "concatenate", "reshape", "broadcast_to", "moveaxis", "cdist",
-    "vectorize", "vectorized", "Vectorized", "STACK_RULES", "stack_rule",
+    "vectorize", "vectorized", "Vectorized", "STACK_RULES", "NEUTRAL_OPERANDS", "stack_rule",
     "map_tree", "iter_nodes", "Wild", "Rule", "match", "rewrite", "pseudocode", "get_backend", "as_node", "FUNCTIONS", "OPS", "OpSpec", "OPEN", "CLOSE",
 ]

@@ -207,7 +207,8 @@ def _broadcast_element(node, idx, max_elements):
 def _moveaxis_element(node, idx, max_elements):
     arg = node.args[0]
     n = len(arg.shape)
-    order = list(np.moveaxis(np.arange(n), node.attrs["source"], node.attrs["destination"]))
+    order = list(range(n))  # order[position in the result] = the argument's axis
+    order.insert(node.attrs["destination"] % n, order.pop(node.attrs["source"] % n))
     base = [0] * n
     for position, axis in enumerate(order):
         base[axis] = idx[position]

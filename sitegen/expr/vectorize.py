@@ -19,14 +19,12 @@ operation; add an entry for a function of your own that has a batched form.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import numpy as np
 
-from sitegen.expr.evaluate import evaluate
 from sitegen.expr.nodes import (
-    Const, Index, Node, Op, Param, Var, Vector, as_node, broadcast_to, moveaxis, reshape,
+    Const, Index, Node, Op, Param, Vector, as_node, broadcast_to, moveaxis, reshape,
 )
 from sitegen.expr.ops import FUNCTIONS, OPS
 from sitegen.expr.program import Program
@@ -36,6 +34,15 @@ from sitegen.expr.rewrite import map_tree
 #: nodes of that operation and the same signature), or None to leave the stack as it is. ``vec``
 #: vectorizes a sub-tree the rule builds (a stack of the items' arguments, for instance).
 STACK_RULES: dict[str, Callable[[list, int, Callable[[Node], Node]], Node | None]] = {}
+
+
+#: op name -> (argument position, value) of a neutral operand: ``x == 1 * x == x / 1 == x + 0``.
+#: When parts joined on an axis are ``w * y1`` and ``y2``, ``y2`` joins as ``1 * y2`` so that the
+#: parts become one ``[w, 1] * [y1, y2]`` -- if ``[y1, y2]`` then joins into one operation (two
+#: distance calls into one ``cdist_multi``, for instance); otherwise nothing changes.
+NEUTRAL_OPERANDS: dict[str, tuple[int, float]] = {
+    "mul": (0, 1.0), "div": (1, 1.0), "add": (0, 0.0), "sub": (1, 0.0),
+}
 
 
 def stack_rule(op: str):
@@ -87,7 +94,7 @@ def _signature(n: Node):
             return ("op", n.op, tuple(sorted(n.attrs.items())), tuple(a.shape[:-1] for a in n.args))
         return ("op", n.op, tuple(sorted(n.attrs.items())), tuple(a.shape for a in n.args))
     if isinstance(n, Index):
-        kinds = tuple("int" if isinstance(e, int) else e if isinstance(e, slice) and e == slice(None)
+        kinds = tuple("int" if isinstance(e, int) else ":" if isinstance(e, slice) and e == slice(None)
                       else "list" if isinstance(e, tuple) else "other" for e in n.index)
         return ("index", n.node.key(), kinds)
     if isinstance(n, Const) and n.name is None:
@@ -178,7 +185,7 @@ class _Vectorizer:
             rank = len(arg.shape)
             if pos is not None and pos - rank == axis and sorted(arg.index[pos]) == list(range(arg.node.shape[pos])) \
                     and all(isinstance(e, slice) and e == slice(None) for i, e in enumerate(arg.index) if i != pos):
-                return Op(n.op, arg.node, **n.attrs)  # the order of what is added up does not matter
+                return self.reduction(Op(n.op, arg.node, **n.attrs))  # the order added up does not matter
         return n
 
     def segments_of_parts(self, n: Op) -> Node:
@@ -278,7 +285,7 @@ class _Vectorizer:
         base = items[0].node
         ints = [k for k, e in enumerate(items[0].index) if isinstance(e, int)]
         if len(ints) != 1:
-            return None
+            return _stack_list_indexes(items, axis)
         k = ints[0]
         if any(i.index[:k] != items[0].index[:k] or i.index[k + 1:] != items[0].index[k + 1:] for i in items):
             return None
@@ -294,6 +301,12 @@ class _Vectorizer:
                 flat.extend(i.args)
             else:
                 flat.append(i)
+        lifted: dict[int, Node] = {}  # a stack of one distance as a cdist_multi, to join others
+        for k, i in enumerate(flat):
+            batched = _single_stack_with_rule(i)
+            if batched is not None:
+                flat[k] = self.vec(batched)
+                lifted[id(flat[k])] = i
         runs: list[list[Node]] = []
         for i in flat:
             if runs and self.mergeable(runs[-1][-1], i, axis):
@@ -301,7 +314,62 @@ class _Vectorizer:
             else:
                 runs.append([i])
         merged = [self.merge(run, axis) if len(run) > 1 else run[0] for run in runs]
-        return _make_concat(merged, axis)
+        out: list[Node] = []
+        for part in merged:
+            joined = self.join_through_neutral(out[-1], part, axis) if out else None
+            if joined is not None:
+                out[-1] = joined
+            else:
+                out.append(part)
+        return self.regroup(out, axis, lifted)
+
+    def regroup(self, parts: list[Node], axis: int, lifted: dict) -> Node:
+        """Parts that join but are not neighbours (``[f(a), g(b), f(c)]``) joined by kind, then put
+        back in order by one index on the joined axis (dropped again by a sum over that axis)."""
+        groups: list[list[int]] = []
+        for i, part in enumerate(parts):
+            home = next((g for g in groups if self.mergeable(parts[g[-1]], part, axis)), None)
+            if home is None:
+                groups.append([i])
+            else:
+                home.append(i)
+        if len(groups) == len(parts):  # nothing joins: a part lifted to join others is itself again
+            return _make_concat([lifted.get(id(p), p) for p in parts], axis)
+        joined = [self.merge([parts[i] for i in g], axis) if len(g) > 1 else lifted.get(id(parts[g[0]]), parts[g[0]])
+                  for g in groups]
+        out = _make_concat(joined, axis)
+        starts = np.cumsum([0] + [p.shape[axis] for p in parts]).tolist()
+        order = [e for g in groups for i in g for e in range(starts[i], starts[i + 1])]
+        where = [0] * len(order)
+        for at, original in enumerate(order):
+            where[original] = at
+        rank = len(out.shape)
+        return Index(out, (slice(None),) * (rank + axis) + (tuple(where),))
+
+    def join_through_neutral(self, a: Node, b: Node, axis: int) -> Node | None:
+        """``a`` and ``b`` as one node, when one is an operation with a neutral operand (see
+        :data:`NEUTRAL_OPERANDS`) and the other, given that operand, joins it into fewer
+        operations; else None."""
+        for x, y, x_first in ((a, b, True), (b, a, False)):
+            if not (isinstance(x, Op) and x.op in NEUTRAL_OPERANDS and len(x.args) == 2):
+                continue
+            if isinstance(y, Op) and y.op == x.op:
+                continue
+            pos, value = NEUTRAL_OPERANDS[x.op]
+            args = [y, y]
+            args[pos] = Const(np.full((1,) * len(x.args[pos].shape), float(value)))  # same rank: joins
+            wrapped = Op(x.op, *args)
+            if wrapped.shape != y.shape:
+                continue
+            pair = [x, wrapped] if x_first else [wrapped, x]
+            if not self.mergeable(pair[0], pair[1], axis):
+                continue
+            joined = self.merge(pair, axis)
+            under = joined.args[1 - pos]
+            if isinstance(under, Op) and under.op == "concat":
+                continue  # what is under the operation did not join: no gain
+            return joined
+        return None
 
     def mergeable(self, a: Node, b: Node, axis: int) -> bool:
         pa, pb = _stack_parts(a), _stack_parts(b)
@@ -346,6 +414,35 @@ class _Vectorizer:
                 lined_up.append(_broadcast_as_index(c, tuple(target)))
             args.append(self.vec(_make_concat(lined_up, axis)))
         return Op(first.op, *args)
+
+
+def _stack_list_indexes(items: list[Index], axis: int) -> Node | None:
+    """``stack([x[..., [0, 1]], x[..., [2, 3]]])`` is ``x[..., [[0, 1], [2, 3]]]``: one index with
+    all the lists (item after item), its list axis split in two and the items' axis put where the
+    stack has it."""
+    first = items[0]
+    pos = _list_position(first.index)
+    if pos is None or any(_list_position(i.index) != pos or len(i.index[pos]) != len(first.index[pos])
+                          or i.index[:pos] != first.index[:pos] or i.index[pos + 1:] != first.index[pos + 1:]
+                          for i in items):
+        return None
+    flat = Index(first.node, first.index[:pos] + (tuple(e for i in items for e in i.index[pos]),)
+                 + first.index[pos + 1:])
+    shape = first.shape
+    split = reshape(flat, shape[:pos] + (len(items), len(first.index[pos])) + shape[pos + 1:])
+    return moveaxis(split, pos - len(split.shape), axis) if pos - len(split.shape) != axis else split
+
+
+def _single_stack_with_rule(n: Node) -> Node | None:
+    """A stack of one call of an operation with a stack rule, as that rule's batched form (a
+    stack of one distance as a ``cdist_multi`` of one group), so it can join its neighbours."""
+    parts = _stack_parts(n)
+    if parts is None or len(parts[0]) != 1:
+        return None
+    item = parts[0][0]
+    if not isinstance(item, Op) or item.op not in STACK_RULES:
+        return None
+    return STACK_RULES[item.op]([item], parts[1], lambda t: t)
 
 
 def _is_reduction(n: Node) -> bool:
@@ -465,87 +562,3 @@ def _stack_cdist(items: list[Op], axis: int, vec) -> Node | None:
     x2 = vec(_make_concat([i.args[1] for i in items], -1))
     return Op("cdist_multi", x1, x2, lengths=tuple(i.args[0].shape[-1] for i in items),
               p=items[0].attrs["p"], axis=axis)
-
-
-# ---- tracing a Python function -----------------------------------------------------------------
-
-def _backend_of(values) -> str:
-    for v in values:
-        module = type(v).__module__
-        if module.startswith("torch"):
-            return "torch"
-        if module.startswith(("jax", "jaxlib")):
-            return "jax"
-    return "numpy"
-
-
-def _shape_of(v) -> tuple[int, ...]:
-    shape = getattr(v, "shape", None)
-    return tuple(int(s) for s in shape) if shape is not None else tuple(np.shape(v))
-
-
-class Vectorized:
-    """A Python function over expression nodes that builds its tree on the first call (with the
-    shapes of that call's arguments), vectorizes it, keeps both, and evaluates the vectorized tree
-    on every call with the arguments' library (numpy, torch or JAX).
-
-    ``params`` names the arguments that are trained parameters (printed as placeholders);
-    ``batch_dims`` leading dimensions of every argument are a batch (of models) that the tree
-    does not see. ``tree`` is the tree as written, ``vectorized`` its vector form (both for the
-    last shapes called with).
-    """
-
-    def __init__(self, fn: Callable, params=(), batch_dims: int = 0):
-        self.fn = fn
-        self.params = set(params)
-        self.batch_dims = batch_dims
-        self.signature = inspect.signature(fn)
-        self.cache: dict[tuple, tuple[Node, Node]] = {}
-        self.tree: Node | None = None
-        self.vectorized: Node | None = None
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", "vectorized")
-
-    def with_batch_dims(self, batch_dims: int) -> "Vectorized":
-        return Vectorized(self.fn, self.params, batch_dims)
-
-    def trace(self, *args, **kwargs) -> Node:
-        """The tree as written, for arguments of these shapes (values are not used)."""
-        bound = self.signature.bind(*args, **kwargs)
-        leaves = {}
-        for name, value in bound.arguments.items():
-            shape = _shape_of(value)[self.batch_dims:]
-            leaves[name] = Param(name, shape) if name in self.params else Var(name, shape)
-        return as_node(self.fn(**leaves))
-
-    def __call__(self, *args, **kwargs):
-        bound = self.signature.bind(*args, **kwargs)
-        values = bound.arguments
-        key = tuple((name, _shape_of(v)[self.batch_dims:]) for name, v in values.items())
-        if key not in self.cache:
-            written = self.trace(*args, **kwargs)
-            self.cache[key] = (written, vectorize(written))
-        self.tree, self.vectorized = self.cache[key]
-        params = {k: v for k, v in values.items() if k in self.params}
-        inputs = {k: v for k, v in values.items() if k not in self.params}
-        return evaluate(self.vectorized, params, inputs, _backend_of(values.values()))
-
-    def as_written(self, *args, **kwargs):
-        """The same call evaluated node by node as written (for comparisons and benchmarks)."""
-        bound = self.signature.bind(*args, **kwargs)
-        values = bound.arguments
-        key = tuple((name, _shape_of(v)[self.batch_dims:]) for name, v in values.items())
-        if key not in self.cache:
-            self(*args, **kwargs)
-        written = self.cache[key][0]
-        params = {k: v for k, v in values.items() if k in self.params}
-        inputs = {k: v for k, v in values.items() if k not in self.params}
-        return evaluate(written, params, inputs, _backend_of(values.values()))
-
-
-def vectorized(fn: Callable | None = None, *, params=(), batch_dims: int = 0):
-    """Decorator: ``@vectorized`` or ``@vectorized(params=["lengthscale"])``; see :class:`Vectorized`."""
-    if fn is None:
-        return lambda f: Vectorized(f, params, batch_dims)
-    return Vectorized(fn, params, batch_dims)
-
