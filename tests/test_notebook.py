@@ -87,7 +87,14 @@ def island(html: str) -> dict:
 
 def deltas(bundle) -> list[dict]:
     found = re.search(r'<script type="application/json" class="sg-delta">(.*?)</script>', bundle["text/html"])
-    return json.loads(found.group(1))["updates"] if found else []
+    if not found:
+        return []
+    message = json.loads(found.group(1))
+    if "z" in message:  # gzipped when that is smaller (the runtime inflates it)
+        import gzip
+
+        return json.loads(gzip.decompress(base64.b64decode(message["z"])))
+    return message["updates"]
 
 
 def floats(text: str) -> np.ndarray:

@@ -26,6 +26,11 @@ How an output reaches the reader, and why:
   per dot, plus an axis when it must widen. An ipykernel comm would need a frontend extension in
   JupyterLab (plain HTML outputs cannot open one) and does not survive a page reload; display updates
   work in every frontend that shows HTML, with nothing to install, and nbclient records them.
+- ``fig.update(df)`` with a table of the same shape (the same runs, parameters and steps; only values
+  differ) sends new values for the drawing the browser holds, not a drawing: each dot's position, the
+  axes' ends and printed scale, the tooltips' numbers and the animation frames, as the server drew them
+  for the new table (``values``), so the figure ends as a full redraw would draw it. Anything else
+  (a new run, another step, a new warning) redraws the figure.
 - When the cell that sent updates finishes, the figure's own outputs are redrawn once from the whole
   table (``settle=False`` turns this off), so the saved notebook holds the final figure, not the first.
 
@@ -36,7 +41,7 @@ The package, one concern per module: ``keywords`` (arguments -> directive option
 directive renders a DataFrame), ``picture`` (the static SVG image), ``bundle`` (the runtime and styles
 every output carries), ``problems`` (messages in the cell), ``transport`` (IPython display), ``handle``
 (a shown figure and its live updates), ``views`` (Figure and Chart), ``live_expression`` (what a live
-update of an expression sends).
+update of an expression sends), ``values`` (new values for a drawing of the same shape).
 """
 from __future__ import annotations
 

@@ -74,12 +74,24 @@ class Drawn:
     problems: list[Problem] = field(default_factory=list)
     island: dict | None = None
     traced: Any = None
-    picture: tuple[str, int, int] | None = None   # (svg, width, height)
     alt: str = ""
+    parts: Any = None               # its shape and values, once asked for (sitegen/notebook/values.py)
+    _picture: Any = field(default=False, repr=False)   # False until first asked for
 
     @property
     def ok(self) -> bool:
         return bool(self.html)
+
+    @property
+    def picture(self) -> tuple[str, int, int] | None:
+        """The static picture (svg, width, height), made when an output first needs it: a figure that
+        only sends new values to the browser never draws one."""
+        if self._picture is False:
+            try:
+                self._picture = picture(self.html) if self.html else None
+            except Exception:  # pragma: no cover - the live figure still shows where scripts run
+                self._picture = None
+        return self._picture
 
 
 def draw(kind: str, frame, template: str | None, options: dict[str, str], token: str,
@@ -105,9 +117,5 @@ def draw(kind: str, frame, template: str | None, options: dict[str, str], token:
     out.html = html
     found = re.search(r'<script type="application/json" class="sg-data">(.*?)</script>', html, re.S)
     out.island = json.loads(found.group(1)) if found else None
-    try:
-        out.picture = picture(html)
-    except Exception:  # pragma: no cover - the live figure still shows where scripts run
-        out.picture = None
     out.alt = _alt(html)
     return out

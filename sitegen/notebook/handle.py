@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sitegen.data import to_traced
 from sitegen.figures.svg import esc, json_island
-from sitegen.notebook import transport
+from sitegen.notebook import transport, values
 from sitegen.notebook.bundle import _css_island, _runtime
 from sitegen.notebook.draw import Drawn, draw
 from sitegen.notebook.keywords import INTERVAL, SOURCE, _as_frame, _columns, _python_names, option_text
@@ -55,6 +55,7 @@ class _Handle:
         self._redraw_due = False
         self._touched = False
         self._streamed = False                   # live messages went out since the last full drawing
+        self._held: Drawn | None = None          # the drawing every shown copy holds (None: they differ)
         self._last_send = 0.0
         self._live = None
         #: what went to the browser after the first showing: (kind, bytes) per message (the last 10,000),
@@ -155,6 +156,11 @@ class _Handle:
         self._shown += 1
         display_id = f"{self._key}-{self._shown}"
         transport.TRANSPORT.show(self._bundle(self._shown), display_id)
+        drawn = self._drawn[1] if self._drawn is not None and not self._problem else None
+        if not self._displays:
+            self._held = drawn
+        elif self._held is not drawn:
+            self._held = None  # the copies shown before hold another drawing (or one grown live)
         self._displays.append((self._shown, display_id))
         transport._hook_cell_end()
 
@@ -193,7 +199,8 @@ class _Handle:
 
     def update(self, data) -> None:
         """Show ``data`` as the figure's whole table. When it is the old table with rows added at the end,
-        only those rows travel (as with :meth:`append`); otherwise every shown copy is redrawn."""
+        only those rows travel (as with :meth:`append`); when it draws a figure of the same shape (new
+        values only), only the new values travel (``values``); otherwise every shown copy is redrawn."""
         frame = _as_frame(data, "update()")
         if isinstance(frame, str):
             self._status_problem(frame)
@@ -230,12 +237,12 @@ class _Handle:
         if self._redraw_due or (self._pending and self._live is None):
             self._pending.clear()
             self._redraw_due = False
-            self._redraw()
+            self._refresh()
         elif self._pending:
             pending, self._pending = self._pending, []
             result = self._delta(pending)
             if result == "redraw":
-                self._redraw()
+                self._refresh()
             elif result:
                 self._send_updates([result])
         self._last_send = time.monotonic()
@@ -243,9 +250,44 @@ class _Handle:
     def _delta(self, pending):  # pragma: no cover - charts have none
         return "redraw"
 
+    def _refresh(self) -> None:
+        """The whole table shown again: as new values for the drawing every copy holds when only values
+        changed (sitegen/notebook/values.py), else as every copy drawn again."""
+        update = self._values_update()
+        if update is None:
+            self._redraw()
+        elif update:
+            self._send_values(update)
+
+    def _values_update(self) -> dict | None:
+        held, drawn = self._held, self._render()
+        if held is None or drawn is None or self.kind != "expression":
+            return None
+        if drawn is held:
+            return {}
+        for d in (held, drawn):
+            if d.parts is None:
+                d.parts = values.split(d) or False
+        update = values.message(held.parts or None, drawn.parts or None)
+        if update:
+            self._seq += 1
+            update["key"] = self._key
+            update["seq"] = self._seq
+        return update
+
+    def _send_values(self, update: dict) -> None:
+        steps = (self._drawn[1].island or {}).get("steps") if self._drawn else None
+        at = f" at step {steps[-1]:,}" if steps else ""
+        bundle = self._channel_bundle([update], f"Live: figure shows the new values{at}.")
+        self._send_channel(bundle)
+        self._streamed = True
+        self._held = self._drawn[1]
+        self.sent.append(("values", len(bundle["text/html"].encode("utf-8"))))
+
     def _redraw(self) -> None:
         """Every shown copy, drawn again from the whole table (not a live message: a full output)."""
         self._streamed = False
+        self._held = self._render() if not self._problem else None
         for n, display_id in self._displays:
             bundle = self._bundle(n)
             transport.TRANSPORT.replace(bundle, display_id)
@@ -255,7 +297,7 @@ class _Handle:
         notes = "".join(f"<br>{esc(n)}" for n in self._channel_notes[-5:])
         html = f'<div class="sg-nb-feed"><p class="sg-nb-status">{esc(status)}{notes}</p>'
         if updates:
-            html += json_island({"v": 1, "updates": updates}, "sg-delta")
+            html += json_island(_packed(updates), "sg-delta")
             html += "<script>window.sitegenNotebook&&window.sitegenNotebook.take(document.currentScript)</script>"
         html += "</div>"
         text = status + "".join("\n" + n for n in self._channel_notes[-5:])
@@ -273,6 +315,7 @@ class _Handle:
         bundle = self._channel_bundle(updates, f"Live: figure at step {last:,}.")
         self._send_channel(bundle)
         self._streamed = True
+        self._held = None  # the copies grew: their steps are no drawing's
         self.sent.append(("update", len(bundle["text/html"].encode("utf-8"))))
 
     def _status_problem(self, message: str) -> None:
@@ -344,6 +387,19 @@ class _Handle:
                 lines.append(f":{key}: {value}".rstrip())
         lines.append("```")
         return "\n".join(lines)
+
+
+def _packed(updates: list[dict]) -> dict:
+    """The message as it travels: its updates gzipped (``z``, base64) when that is smaller, as it is for
+    values messages (their digits, descriptions and frames compress by about a third)."""
+    import gzip
+    import json
+
+    from sitegen.figures.svg import _finite
+
+    text = json.dumps(_finite(updates), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    packed = base64.b64encode(gzip.compress(text, 9, mtime=0)).decode("ascii")
+    return {"v": 1, "z": packed} if len(packed) < 0.9 * len(text) else {"v": 1, "updates": updates}
 
 
 @dataclass

@@ -11,7 +11,7 @@
 // grow while a model trains (grow(), used by the notebook's live updates).
 (() => {
   "use strict";
-  const VERSION = 3;
+  const VERSION = 4;
   if (window.sitegenFigures && window.sitegenFigures.version >= VERSION) {
     window.sitegenFigures.init();
     return;
@@ -431,7 +431,64 @@
       pre.addEventListener("blur", () => { state.hover = null; hideTip(); highlight(null); });
     }
 
-    if (!steps) return null; // no training steps: nothing to play and nothing to grow
+    // -- new values in the same drawing (a notebook's fig.update(df) with a table of the same shape) --
+    // v: {x: base64 of uint16 per dot, cx * 10 (65535: no value, hidden), final: tooltip values, from/rev:
+    // the drawing it applies to and the one it makes, axes?: [[lo, hi, lo text, hi text, zero x|null]] per
+    // plot, labels?: [aria-label|null], bars?: [[x, width, value text]], data?: new animation frames}:
+    // all as the server drew them, so the figure ends as a full redraw would draw it (notebook/values.py).
+    function revalue(v) {
+      if (v.from && fig.dataset.sgRev !== v.from) return false; // holds another drawing: the redraw comes
+      const bin = atob(v.x || ""), n = circles.length;
+      if (bin.length !== 2 * n || !Array.isArray(v.final) || v.final.length !== n) return false;
+      if (steps && state.playing) stop();
+      rest();
+      for (let d = 0; d < n; d++) {
+        const code = bin.charCodeAt(2 * d) | (bin.charCodeAt(2 * d + 1) << 8), c = circles[d];
+        c.setAttribute("cx", String(code === 0xffff ? x0 : code / 10));
+        if (code === 0xffff) c.setAttribute("visibility", "hidden"); else c.removeAttribute("visibility");
+        cur[d] = finalX[d] = c.cx.baseVal.value;
+        visible[d] = finalSeen[d] = code === 0xffff ? 0 : 1;
+      }
+      data.final = v.final;
+      if (v.axes) v.axes.forEach(([lo, hi, a, b, zero], p) => {
+        const svg = strips[p], bg = svg.querySelector("rect.sg-bg");
+        data.ph[p].lo = lo;
+        data.ph[p].hi = hi;
+        svg.querySelector(".sg-lo").textContent = a;
+        svg.querySelector(".sg-hi").textContent = b;
+        let line = svg.querySelector("line.sg-zero");
+        if (zero === null) { if (line) line.remove(); return; }
+        if (!line) { // attributes in the order the server writes them
+          line = document.createElementNS(svg.namespaceURI, "line");
+          for (const [k, val] of [["class", "sg-zero"], ["x1", zero], ["x2", zero], ["y1", "0"],
+            ["y2", bg.getAttribute("height")], ["stroke", "#888888"], ["stroke-width", "1"]]) line.setAttribute(k, val);
+          bg.after(line);
+        }
+        line.setAttribute("x1", zero);
+        line.setAttribute("x2", zero);
+      });
+      if (v.labels) v.labels.forEach((text, p) => { if (text !== null) strips[p].setAttribute("aria-label", text); });
+      if (v.bars && bars) v.bars.forEach(([bx, bw, text], p) => {
+        const [rect, val] = bars[p] || [];
+        if (rect && bx !== null) { rect.setAttribute("x", bx); rect.setAttribute("width", bw); }
+        if (val && text !== null) val.textContent = text;
+      });
+      fig.dataset.sgRev = v.rev;
+      if (steps) {
+        if (v.data) { // the frames start again from the new data, decoded when next needed
+          data.data = v.data;
+          state.anim = null;
+          state.loading = null;
+          live.vals = live.exact = null;
+        }
+        remember();
+        if (state.frame !== last) load().then(request, () => {}); // a reader scrubbed back sees the new values there
+      }
+      if (state.hover !== null) point(state.hover, false);
+      return true;
+    }
+
+    if (!steps) return { revalue: (v) => Promise.resolve(revalue(v)) }; // nothing to play and nothing to grow
 
     // -- play, scrub, step label (made here, so a page without JavaScript has no dead controls) --
     let play = null, scrub = null, label = null, note = null;
@@ -523,9 +580,10 @@
     function load() {
       if (!data.data) return Promise.resolve(null); // one frame, or values only: nothing to fetch
       if (!state.loading) {
-        const frames = steps.length; // as drawn by the server, before any growth
+        const frames = steps.length, src = data.data; // as drawn by the server, before any growth
         fig.classList.add("sg-loading");
         state.loading = fetchFrames(new URL(data.data, document.baseURI).href).then((a) => {
+          if (data.data !== src) return load(); // new values came while these frames were decoded
           if (a.dots !== circles.length || a.frames !== frames) throw new Error("figure data does not match the page");
           state.anim = a;
           fig.classList.remove("sg-loading");
@@ -755,7 +813,7 @@
       load().then(() => { request(); if (was.playing) start(); }, () => {});
     }
 
-    return { grow, snapshot, restore };
+    return { grow, snapshot, restore, revalue: (v) => (queue = queue.then(() => revalue(v), () => revalue(v))) };
   }
 
   // -- charts -------------------------------------------------------------------------------------
@@ -868,7 +926,12 @@
 
   function grow(fig, delta) {
     const c = controllers.get(fig);
-    return c ? c.grow(delta) : Promise.resolve(false);
+    return c && c.grow ? c.grow(delta) : Promise.resolve(false);
+  }
+
+  function refresh(fig, values) { // new values for the drawing a figure holds (see revalue)
+    const c = controllers.get(fig);
+    return c && c.revalue ? c.revalue(values) : Promise.resolve(false);
   }
 
   // Put a freshly drawn copy of a figure in place of the shown one (the preview does this when a running
@@ -893,7 +956,7 @@
     return fresh;
   }
 
-  window.sitegenFigures = { version: VERSION, init, grow, replace, format: fmt };
+  window.sitegenFigures = { version: VERSION, init, grow, refresh, replace, format: fmt };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => init());
   else init();

@@ -47,21 +47,36 @@
       return out;
     }
 
+    async function inflate(text) { // base64 of gzip (sitegen/notebook/handle.py: _packed)
+      const bin = atob(text), bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      return JSON.parse(await new Response(stream).text());
+    }
+
+    let order = Promise.resolve(); // messages apply in the order their outputs ran, packed or not
     function feed(box) {
       const island = box.querySelector("script.sg-delta");
       let message = null;
       try { message = island ? JSON.parse(island.textContent) : null; } catch (e) { message = null; }
-      if (!message || !Array.isArray(message.updates)) return;
-      for (const u of message.updates) {
+      if (!message) return;
+      const updates = typeof message.z === "string" ? inflate(message.z) : message.updates;
+      order = order.then(() => updates).then(apply, () => {});
+    }
+
+    function apply(updates) {
+      if (!Array.isArray(updates)) return;
+      for (const u of updates) {
         if ((applied.get(u.key) ?? -1) >= u.seq) continue;
         applied.set(u.key, u.seq);
         const figs = shown.get(u.key);
         if (!figs) continue;
-        const delta = { steps: u.steps, values: floats(u.values || ""), axes: u.axes, badges: u.badges, base: u.base };
+        const values = u.kind === "values"; // new values for the same drawing (sitegen/notebook/values.py)
+        const delta = values ? u : { steps: u.steps, values: floats(u.values || ""), axes: u.axes, badges: u.badges, base: u.base };
         for (const ref of [...figs]) {
           const fig = ref.deref();
           if (!fig) { figs.delete(ref); continue; }
-          window.sitegenFigures.grow(fig, delta);
+          if (values) window.sitegenFigures.refresh(fig, delta); else window.sitegenFigures.grow(fig, delta);
         }
       }
     }
