@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import statistics
 import sys
 import time
@@ -38,10 +39,10 @@ class Counting(nb.Transport):
         self.log = []
 
     def show(self, bundle, display_id):
-        self.log.append(("show", display_id, len(bundle["text/html"].encode())))
+        self.log.append(("show", display_id, len(bundle["text/html"].encode()), bundle["text/html"]))
 
     def replace(self, bundle, display_id):
-        self.log.append(("replace", display_id, len(bundle["text/html"].encode())))
+        self.log.append(("replace", display_id, len(bundle["text/html"].encode()), bundle["text/html"]))
 
 
 def table(models: int, params: int, steps, seed: int = 0) -> pd.DataFrame:
@@ -76,13 +77,15 @@ def updates(a) -> None:
     fig = nb.figure(snapshot(0), template, interval=0, max_runs=None)
     fig._ipython_display_()
     first = sent.log[-1][2]
-    times, sizes = [], []
+    times, sizes, revs = [], [], []
     for i in range(1, a.updates + 1):
         df = snapshot(i)
         t = time.perf_counter()
         fig.update(df)
         times.append((time.perf_counter() - t) * 1000)
         sizes.append(fig.sent[-1][1])
+        revs.append(re.search(r'data-sg-rev="([^"]+)"', fig._render().html).group(1))
+    messages = sent.log[1:]
     kinds = sorted({k for k, _ in fig.sent})
     t = time.perf_counter()
     fig._redraw()  # what each update sent before values messages: the whole output again
@@ -90,16 +93,69 @@ def updates(a) -> None:
     redraw = fig.sent[-1][1]
     size = statistics.median(sizes)
     goal = 1024
+    redraw_html = sent.log[-1][3]
     shape = f"{a.steps} steps" if a.steps else "no steps (current values)"
     print(f"figure: {a.models} models x {a.params} parameters, {shape}; {a.updates} whole new tables of the same "
           f"shape with fig.update(df); messages: {kinds}; load average {os.getloadavg()[0]:.2f}")
     print(f"first output: {first / 1024:,.1f} KiB")
     print(f"bytes per update: median {size:,.0f} B, max {max(sizes):,.0f} B; goal about {goal:,} B "
-          f"(rows2prose's set_data): {'met' if size <= 1.5 * goal else 'not met'} "
+          f"(rows2prose's set_data): {'met' if size <= 1.25 * goal else 'not met'} "
           f"({size / goal:.2f}x the goal)")
     print(f"a full redraw (what each update sent before): {redraw:,.0f} B in {redraw_ms:,.0f} ms, "
           f"{redraw / size:,.0f}x the values message")
     print(f"python time per update: median {statistics.median(times):.1f} ms, p90 {np.percentile(times, 90):.1f} ms")
+    if a.browser:
+        values_ms, redraw_ms = in_browser(sent.log[0], messages, revs, redraw_html)
+        print(f"browser time to show an update (Chromium, headless, applied and laid out): values message median "
+              f"{statistics.median(values_ms):.1f} ms, p90 {np.percentile(values_ms, 90):.1f} ms; full redraw "
+              f"median {statistics.median(redraw_ms):.1f} ms")
+
+
+# JupyterLab's handling of a trusted HTML output: set innerHTML, re-create each script so it runs.
+PUT = """(host, markup) => {
+  host.innerHTML = markup;
+  for (const s of [...host.querySelectorAll('script')]) {
+    const c = document.createElement('script');
+    for (const at of s.attributes) c.setAttribute(at.name, at.value);
+    c.textContent = s.textContent;
+    s.replaceWith(c);
+  }
+}"""
+TIMED = """async ([id, html, rev, put]) => {
+  const PUT = eval(put);
+  let host = document.querySelector('[data-display-id="' + id + '"]');
+  if (!host) { host = document.createElement('div'); host.dataset.displayId = id; document.body.appendChild(host); }
+  const fig = () => document.querySelector('figure.sg-expression');
+  const t0 = performance.now();
+  PUT(host, html);
+  if (fig().dataset.sgRev !== rev) await new Promise((done) => {
+    const mo = new MutationObserver(() => { if (fig().dataset.sgRev === rev) { mo.disconnect(); done(); } });
+    mo.observe(fig(), { attributes: true });
+  });
+  void document.body.offsetHeight;  // style and layout of what changed
+  return performance.now() - t0;
+}"""
+
+
+def in_browser(first, messages, revs, redraw_html):
+    """Milliseconds for Chromium to show each values message, and a full redraw of the same figure."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_content('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bench</title></head>'
+                         "<body></body></html>")
+        page.evaluate(f"([id, html, put]) => {{ const h = document.createElement('div'); h.dataset.displayId = id; "
+                      f"document.body.appendChild(h); eval(put)(h, html); }}", [first[1], first[3], PUT])
+        values_ms = [page.evaluate(TIMED, [m[1], m[3], rev, PUT]) for m, rev in zip(messages, revs)]
+        redraw_rev = re.search(r'data-sg-rev="([^"]+)"', redraw_html).group(1)
+        redraw_ms = []
+        for _ in range(5):
+            page.evaluate(TIMED, [first[1], first[3], re.search(r'data-sg-rev="([^"]+)"', first[3]).group(1), PUT])
+            redraw_ms.append(page.evaluate(TIMED, [first[1], redraw_html, redraw_rev, PUT]))
+        browser.close()
+    return values_ms, redraw_ms
 
 
 def main() -> None:
@@ -110,6 +166,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="default 200 (appends), 0 (--update: no steps)")
     ap.add_argument("--chunk", type=int, default=1)
     ap.add_argument("--updates", type=int, default=50)
+    ap.add_argument("--browser", action="store_true", help="--update: also time Chromium showing each update")
     a = ap.parse_args()
     small = a.update
     a.models = a.models if a.models is not None else (6 if small else 60)
