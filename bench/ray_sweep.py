@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+GOAL_RATIO = 1.7   # issue 18: hpo_sweep small, one process vs local Ray, on 2 cores
 
 
 def run_sweep(preset: str, mode: str, out: Path) -> float:
@@ -110,9 +111,19 @@ def main(argv=None) -> dict:
         s = result["sweep"]
         print(f"sweep {s['preset']}: one process {min(s['one_process_s']):.1f} s, local Ray ({s['ray_cpus']} CPUs) "
               f"{min(s['ray_s']):.1f} s: {s['ratio_best']:.2f}x; tables identical: {s['tables_identical']}")
+        goal = GOAL_RATIO if s["preset"] == "small" else None
+        met = s["ratio_best"] >= GOAL_RATIO
+        print(f"goal one-process wall / local-Ray wall >= {GOAL_RATIO}x on 2 cores (hpo_sweep small): "
+              + (f"measured {s['ratio_best']:.2f}x: {'met' if met else 'NOT met'}" if goal else
+                 f"not measured (this run is preset {s['preset']}; the goal is for small)"), flush=True)
+        result["goal_met"] = met if goal else None
+    if "overhead" in result:
+        print(f"Ray's overhead per task (issue: report it): {result['overhead']['per_task_ms']:.2f} ms wall, "
+              f"{result['overhead']['cpu_ms_per_task']:.1f} CPU-ms; round trip "
+              f"{result['overhead']['round_trip_ms_median']:.1f} ms")
     result["load_after"] = os.getloadavg()
-    print(f"load average before {result['load_before'][0]:.1f}, after {result['load_after'][0]:.1f} "
-          f"on {result['cpus']} CPUs")
+    print(f"load average before {' '.join(f'{v:.2f}' for v in result['load_before'])}, after "
+          f"{' '.join(f'{v:.2f}' for v in result['load_after'])} on {result['cpus']} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return result
