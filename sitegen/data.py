@@ -5,16 +5,9 @@ sidecars). A :class:`Catalog` lives for one build (and across rebuilds of the pr
 reads each file once, keyed by path, modification time and size, so ten figures over one table cost
 one read, and an edited table is read again.
 
-Traced data is normalised to the *long* shape, one row per value::
-
-    experiment  run  step  param        value
-    64          0    0     lengthscale  1.00
-    64          0    10    lengthscale  0.84
-
-``experiment`` is the row of a figure, ``run`` the dot, ``step`` (optional) the training step.
-The *wide* shape that rows2prose users already have (one column per parameter, index columns such
-as ``i_config`` and ``i_timestep``) is converted to long, so an existing notebook's dataframe works
-unchanged.
+Traced tables are normalised to the *long* shape (one row per value) by :mod:`sitegen.traced`
+(pandas) or, for parquet files, read straight into figure codes by :mod:`sitegen.columnar` (only the
+columns a figure needs, in row groups, never the whole table in pandas).
 
 pandas and pyarrow are imported inside functions: pages without data never pay for them.
 """
@@ -23,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sitegen.errors import SiteError, closest
 from sitegen.paths import confine, outside
+from sitegen.traced import (HUGE_ROWS, ROLES, WIDE_INDEX, Traced, _as_labels, _label,  # noqa: F401 (as before)
+                            ordered_categorical, to_traced)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,42 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from sitegen.context import PageContext
     from sitegen.live import RunState
 
-#: the roles a traced table's columns play, in the order they are documented
-ROLES = ("experiment", "run", "step", "param", "value")
-
-#: index columns of the wide (rows2prose) shape, by role; the first present wins
-WIDE_INDEX = {
-    "experiment": ("experiment", "i_config", "i_experiment"),
-    "run": ("run", "i_run", "i_trial", "i_seed", "i_repeat", "i_rep"),
-    "step": ("step", "i_timestep", "i_step", "i_epoch"),
-}
-
-#: above this many rows a traced table is flagged as huge: figures downsample it, the author hears why
-HUGE_ROWS = 5_000_000
 #: above this many bytes on disk a file is flagged before it is read
 HUGE_BYTES = 512 * 1024 * 1024
-
-
-@dataclass
-class Traced:
-    """A traced table in long form with the order of its rows and dots settled.
-
-    ``frame`` holds the columns ``experiment``, ``run``, ``param`` (categorical strings, categories in
-    figure order), ``value``
-    (float64), ``step`` (int64, only when ``has_step``) and any extra columns of the file.
-    """
-
-    frame: "pd.DataFrame"
-    source: str                     # the file as shown in messages
-    has_step: bool
-    experiments: list[str]          # figure rows, top to bottom
-    runs: list[str]                 # dots, in order
-    params: list[str]               # in order of first appearance
-    shape: str = "long"             # "long" or "wide" (converted)
-    notes: list[str] = field(default_factory=list)  # warnings met while normalising
-
-    def __len__(self) -> int:
-        return len(self.frame)
 
 
 def _is_log(path: Path) -> bool:
@@ -111,6 +71,8 @@ class Catalog:
         self._json: dict[str, tuple[tuple[int, int], Any]] = {}
         #: the preview's view of runs still training: part file -> (stamp, Arrow table)
         self._parts: dict[str, tuple[tuple[int, int], Any]] = {}
+        #: running tables' parts as figure codes (sitegen.columnar.PartCache), per table and column mapping
+        self._part_codes: dict[tuple, Any] = {}
         #: how many files were actually read (the tests use it to check the cache)
         self.reads = 0
 
@@ -179,6 +141,29 @@ class Catalog:
 
     # -- runs still training (the preview only) -------------------------------------------------------
     def _live(self, relpath: str, line, ctx):
+        found = self._live_parts(relpath, line, ctx)
+        if found is None:
+            return None
+        stamp, parts, path, shown = found
+        key = str(path.resolve())
+        hit = self._tables.get(key)
+        if hit and hit[0] == stamp:
+            return stamp, hit[1], path, shown
+        import pyarrow as pa
+
+        try:
+            table = pa.concat_tables([t for _, _, t in parts], promote_options="permissive") \
+                .unify_dictionaries().combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise self._fail(ctx, line, shown, f"the parts of the running experiment do not fit together ({exc})") \
+                from None
+        df = self._to_pandas(table)
+        self._tables[key] = (stamp, df)
+        return stamp, df, path, shown
+
+    def _live_parts(self, relpath: str, line, ctx):
+        """(stamp, [(part name, its stamp, Arrow table)], path, shown) of a run still writing ``relpath``,
+        each part read once; None when no run is (or outside the preview)."""
         if ctx is None or not ctx.meta.get("live"):
             return None
         from sitegen.live import part_files
@@ -197,7 +182,7 @@ class Catalog:
         key = str(path.resolve())
         ctx.meta.setdefault("runs", {})[key] = run
         ctx.meta["read_live"] = True
-        tables, stamps = [], []
+        parts, stamps = [], []
         for part in part_files(folder):
             try:
                 stamp = self._stamp(part)
@@ -214,31 +199,18 @@ class Catalog:
                     continue
                 self._parts[str(part)] = hit
             stamps.append((part.name, stamp))
-            tables.append(hit[1])
-        if not tables:
+            parts.append((str(part), stamp, hit[1]))
+        if not parts:
             if path.is_file() and run.state == "stopped":
                 return None  # a run that died before its first rows: show the last finished table
             what = ("stopped before it wrote any rows" if run.state == "stopped"
                     else "has not written its first rows yet")
             raise LiveWaiting(ctx.path, line, f"{shown}: the experiment writing this table {what}")
-        ctx.meta["runs"][key] = dataclasses.replace(run, parts=len(tables))  # what this drawing holds
-        stamp = ("live", tuple(stamps))
-        hit = self._tables.get(key)
-        if hit and hit[0] == stamp:
-            return stamp, hit[1], path, shown
-        import pyarrow as pa
-
-        try:
-            table = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().combine_chunks()
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise self._fail(ctx, line, shown, f"the parts of the running experiment do not fit together ({exc})") \
-                from None
-        df = self._to_pandas(table)
-        self._tables[key] = (stamp, df)
+        ctx.meta["runs"][key] = dataclasses.replace(run, parts=len(parts))  # what this drawing holds
         for name in list(self._parts):  # parts of runs that are over
             if not os.path.exists(name):
                 del self._parts[name]
-        return stamp, df, path, shown
+        return ("live", tuple(stamps)), parts, path, shown
 
     @staticmethod
     def _run_beside(path: Path, ctx) -> tuple[Path, "RunState | None"]:
@@ -356,6 +328,49 @@ class Catalog:
             raise self._fail(ctx, line, shown, "not UTF-8 text; save the template as UTF-8") from None
 
     # -- traced tables -------------------------------------------------------------------
+    def _columnar(self, relpath: str, columns: dict, line, ctx) -> tuple[Traced, str] | None:
+        """A traced parquet table (or a running one's parts) read without pandas (:mod:`sitegen.columnar`),
+        cached like :meth:`table`; None when that reader leaves it to the pandas path."""
+        from sitegen import columnar
+
+        ckey = tuple(sorted(columns.items()))
+        live = self._live_parts(relpath, line, ctx)
+        if live is not None:
+            stamp, parts, path, shown = live
+            key = ("live", str(path.resolve()), ckey)
+            hit = self._traced.get(key)
+            if hit and hit[0] == stamp:
+                return hit[1], shown
+            cache = self._part_codes.setdefault(key, columnar.PartCache())
+            try:
+                traced = cache.traced(parts, columns, shown)
+            except columnar.Unsupported:
+                return None
+            self._traced[key] = (stamp, traced)
+            return traced, shown
+        path, shown = self._locate(relpath, line, ctx)
+        if _is_log(path) or path.suffix.lower() != ".parquet":
+            return None
+        key = (str(path.resolve()), ckey)
+        stamp = self._stamp(path)
+        hit = self._traced.get(key)
+        fresh = not (hit and hit[0] == stamp)
+        if fresh:
+            try:
+                traced = columnar.read_traced(path, shown, columns)
+            except Exception:  # noqa: BLE001 - columnar.Unsupported, or a damaged file: the pandas path
+                return None    # reads it and says what is wrong
+            self.reads += 1
+            self._traced[key] = (stamp, traced)
+        else:
+            traced = hit[1]
+        if ctx is not None and not ctx.meta.get("live"):
+            self._warn_unfinished(path, shown, line, ctx)
+        if fresh and stamp[1] > HUGE_BYTES and ctx is not None:
+            ctx.warn(line, f"{shown}: large file ({stamp[1] / 2**20:.0f} MiB); reading it may take a while "
+                           "and figures drawn from it are downsampled")
+        return traced, shown
+
     def traced(self, relpath: str, columns: dict[str, str] | None = None, line: int | None = None,
                ctx: "PageContext | None" = None) -> Traced:
         """The table in ``relpath`` as traced data (long form, checked), cached like :meth:`table`.
@@ -363,235 +378,23 @@ class Catalog:
         ``columns`` maps a role (``experiment``, ``run``, ``step``, ``param``, ``value``) to the
         file's column name, for tables written with other names.
         """
-        stamp, df, path, shown = self._source(relpath, line, ctx)
         columns = dict(columns or {})
-        key = (str(path.resolve()), tuple(sorted(columns.items())))
-        hit = self._traced.get(key)
-        if hit and hit[0] == stamp:
-            traced = hit[1]
+        lean = self._columnar(relpath, columns, line, ctx)
+        if lean is not None:
+            traced, shown = lean
         else:
-            try:
-                traced = to_traced(df, columns, shown)
-            except ValueError as exc:
-                raise self._fail(ctx, line, shown, str(exc)) from None
-            self._traced[key] = (stamp, traced)
+            stamp, df, path, shown = self._source(relpath, line, ctx)
+            key = (str(path.resolve()), tuple(sorted(columns.items())))
+            hit = self._traced.get(key)
+            if hit and hit[0] == stamp:
+                traced = hit[1]
+            else:
+                try:
+                    traced = to_traced(df, columns, shown)
+                except ValueError as exc:
+                    raise self._fail(ctx, line, shown, str(exc)) from None
+                self._traced[key] = (stamp, traced)
         if ctx is not None:
             for note in traced.notes:
                 ctx.warn(line, f"{shown}: {note}")
         return traced
-
-
-# -- normalisation (pure functions, testable without disk) ---------------------------------
-def _have(df) -> str:
-    names = [str(c) for c in df.columns]
-    shown = ", ".join(names[:12]) + (f", ... ({len(names)} columns)" if len(names) > 12 else "")
-    return f"(have: {shown})"
-
-
-def ordered_categorical(series) -> tuple[list[str], "pd.Categorical"]:
-    """``series`` as a categorical of labels in figure order: numbers ascending (as 64, not 64.0),
-    anything else in order of first appearance. Labels are made once per distinct value, because
-    traced tables have millions of rows and few distinct experiments, runs and parameters."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(series.dtype, pd.CategoricalDtype):  # e.g. a parquet text column: work on its codes
-        raw = series.cat.codes.to_numpy(dtype=np.int64)
-        seen = pd.unique(raw[raw >= 0])  # first appearance
-        remap = np.full(len(series.cat.categories) + 1, -1, dtype=np.int64)
-        remap[seen] = np.arange(len(seen))
-        codes = remap[raw]
-        uniques = series.cat.categories[seen]
-        numeric = pd.api.types.is_numeric_dtype(series.cat.categories) and \
-            not pd.api.types.is_bool_dtype(series.cat.categories)
-    else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    if numeric:
-        order = np.argsort(np.asarray(uniques, dtype="float64"), kind="stable")
-        names = [_label(uniques[i]) for i in order]
-    else:
-        order = np.arange(len(uniques))
-        names = [str(u) for u in uniques]
-    # several values may share a label (64 and 64.0 in an object column): keep the first
-    categories = list(dict.fromkeys(names))
-    position = {name: i for i, name in enumerate(categories)}
-    lookup = np.empty(len(uniques) + 1, dtype=np.int64)
-    lookup[-1] = -1
-    for name, i in zip(names, order):
-        lookup[i] = position[name]
-    return categories, pd.Categorical.from_codes(lookup[codes], categories=categories)
-
-
-def _label(v) -> str:
-    """A grouping value as shown to readers: 64 not 64.0, 0.001 not 0.0010000000000000002."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if f.is_integer() and abs(f) < 1e15:
-        return str(int(f))
-    return f"{f:.6g}"
-
-
-def _as_labels(series) -> "pd.Series":
-    """Every value as its label; labels are computed once per distinct value (tables have millions of rows)."""
-    import numpy as np
-    import pandas as pd
-
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        names = [_label(u) for u in uniques]
-    else:
-        names = [str(u) for u in uniques]
-    table = np.array(names + ["nan"], dtype=object)
-    return pd.Series(table[codes], index=series.index, dtype=object).astype(str)
-
-
-def to_traced(df: "pd.DataFrame", columns: dict[str, str] | None = None, source: str = "<table>") -> Traced:
-    """Normalise ``df`` (long or wide) into :class:`Traced`; raises ``ValueError`` with a message for authors."""
-    import numpy as np
-    import pandas as pd
-
-    columns = dict(columns or {})
-    for role, col in columns.items():
-        if role not in ROLES:
-            near = closest(role, ROLES)
-            raise ValueError(f"unknown column role '{role}' in the column mapping; roles are "
-                             f"{', '.join(ROLES)}" + (f" (did you mean '{near[0]}'?)" if near else ""))
-        if col not in df.columns:
-            near = closest(col, [str(c) for c in df.columns])
-            raise ValueError(f"column '{col}' (mapped to {role}) missing {_have(df)}"
-                             + (f"; did you mean '{near[0]}'?" if near else ""))
-    name = {role: columns.get(role, role) for role in ROLES}
-    notes: list[str] = []
-
-    long = name["param"] in df.columns and name["value"] in df.columns
-    if not long and ("param" in columns or "value" in columns):
-        missing = name["param"] if name["param"] not in df.columns else name["value"]
-        raise ValueError(f"column '{missing}' missing {_have(df)}")
-
-    if long:
-        if name["run"] not in df.columns:
-            near = closest(name["run"], [str(c) for c in df.columns])
-            raise ValueError(f"column '{name['run']}' missing {_have(df)}"
-                             + (f"; did you mean '{near[0]}'?" if near else "")
-                             + "; map another column with `:columns: run=seed`")
-        out = pd.DataFrame({
-            "experiment": df[name["experiment"]] if name["experiment"] in df.columns else "all",
-            "run": df[name["run"]],
-            "param": df[name["param"]],
-        })
-        out["value"] = _numeric(df[name["value"]], name["value"])
-        if name["step"] in df.columns:
-            out["step"] = _steps(df[name["step"]], name["step"])
-        extras = [c for c in df.columns if c not in set(name.values())]
-        for c in extras:
-            if str(c) not in out.columns:
-                out[str(c)] = df[c]
-        shape = "long"
-    else:
-        out, shape = _from_wide(df, columns), "wide"
-
-    if len(out) == 0:
-        raise ValueError("the table is empty (no rows)")
-    # categorical columns in figure order: figures get row/dot/parameter indices without re-hashing strings
-    exps, out["experiment"] = ordered_categorical(out["experiment"])
-    runs, out["run"] = ordered_categorical(out["run"])
-    params, param_codes = ordered_categorical(out["param"].astype(str) if not isinstance(
-        out["param"].dtype, pd.CategoricalDtype) else out["param"])
-    out["param"] = param_codes
-    has_step = "step" in out.columns
-    if has_step and out["step"].isna().any():
-        raise ValueError("column 'step' has empty cells; every row needs its training step")
-    bad = int((~np.isfinite(out["value"].to_numpy())).sum())
-    if bad:
-        notes_line = f"{bad} value(s) are NaN or infinite"
-        notes.append(notes_line + "; the parameters they belong to are marked in figures")
-    if len(out) > HUGE_ROWS:
-        notes.append(f"huge table ({len(out):,} rows); figures draw a downsampled view of it")
-    return Traced(out, source, has_step, exps, runs, params, shape, notes)
-
-
-def _numeric(col, name: str):
-    import numpy as np
-    import pandas as pd
-
-    if pd.api.types.is_bool_dtype(col):
-        return col.astype("float64")
-    if pd.api.types.is_numeric_dtype(col):
-        return col.astype("float64")
-    converted = pd.to_numeric(col, errors="coerce")
-    broken = converted.isna() & col.notna() & ~col.astype(str).str.strip().str.lower().isin(
-        ["nan", "inf", "-inf", "+inf", "infinity", "-infinity"])
-    if broken.any():
-        first = broken.to_numpy().nonzero()[0][0]
-        raise ValueError(f"column '{name}' must hold numbers, but row {first + 1} holds "
-                         f"{str(col.iloc[first])[:40]!r} (dtype {col.dtype})")
-    special = col.astype(str).str.strip().str.lower()
-    converted = converted.where(~special.isin(["inf", "+inf", "infinity"]), np.inf)
-    converted = converted.where(~special.isin(["-inf", "-infinity"]), -np.inf)
-    return converted.astype("float64")
-
-
-def _steps(col, name: str):
-    import numpy as np
-    import pandas as pd
-
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        converted = pd.to_numeric(col, errors="coerce")
-        if converted.isna().any() and col.notna().any():
-            first = converted.isna().to_numpy().nonzero()[0][0]
-            raise ValueError(f"column '{name}' must hold integer training steps, but row {first + 1} holds "
-                             f"{str(col.iloc[first])[:40]!r}")
-        col = converted
-    values = col.to_numpy(dtype="float64")
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise ValueError(f"column '{name}' must hold integer training steps; it has empty or infinite cells")
-    if (values != np.round(values)).any():
-        first = (values != np.round(values)).nonzero()[0][0]
-        raise ValueError(f"column '{name}' must hold integer training steps, but row {first + 1} holds "
-                         f"{values[first]!r}")
-    return pd.Series(values.astype("int64"), index=col.index)
-
-
-def _from_wide(df, columns: dict[str, str]):
-    """One column per parameter (rows2prose) -> long. Index columns by role; the run defaults to the row's
-    position within its (experiment, step) group, which is what rows2prose means by a row."""
-    import pandas as pd
-
-    index: dict[str, str] = {}
-    for role, names in WIDE_INDEX.items():
-        if role in columns:
-            index[role] = columns[role]
-            continue
-        for n in names:
-            if n in df.columns:
-                index[role] = n
-                break
-    skip = set(index.values())
-    params = [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])
-              and not pd.api.types.is_bool_dtype(df[c])]
-    others = [c for c in df.columns if c not in skip and c not in params]
-    if not params:
-        raise ValueError(f"column 'param' missing {_have(df)}: a traced table needs `param` and `value` "
-                         "columns (long form) or one numeric column per parameter (wide form)")
-    base = pd.DataFrame(index=df.index)
-    base["experiment"] = df[index["experiment"]] if "experiment" in index else "all"
-    if "step" in index:
-        base["step"] = _steps(df[index["step"]], index["step"])
-    if "run" in index:
-        base["run"] = df[index["run"]]
-    else:
-        keys = ["experiment"] + (["step"] if "step" in index else [])
-        base["run"] = base.groupby(keys, sort=False).cumcount()
-    for c in others:
-        base[str(c)] = df[c]
-    parts = []
-    for p in params:
-        part = base.copy()
-        part["param"] = str(p)
-        part["value"] = df[p].astype("float64")
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)

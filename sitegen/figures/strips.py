@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sitegen.errors import closest
-from sitegen.figures import encode, numbers, scale
+from sitegen.figures import encode, numbers, reduce, scale
 from sitegen.figures.axes import CONTEXT, FINAL_SHARE, axis_extent  # noqa: F401  (strips.axis_extent, as before)
 from sitegen.figures.svg import PALETTE, attrs, esc, num
 from sitegen.figures.template import CLOSE, OPEN, Placeholder, Template, Text, quote_name
@@ -94,12 +94,10 @@ def _labels_list(options: list[str] | None):
 def build(traced: "Traced", template: Template, opts: StripOptions | None = None, *,
           template_name: str = "the template") -> StripFigure:
     import numpy as np
-    import pandas as pd
 
     opts = opts or StripOptions()
     fig = StripFigure()
     issues = fig.issues
-    df = traced.frame
     src = traced.source
 
     # -- which rows and dots -----------------------------------------------------------
@@ -127,21 +125,30 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         runs_all = [r for r in opts.runs if r in runs_all]
     if not fig.ok:
         return fig
-    sel = df[df["experiment"].isin(exps) & df["run"].isin(runs_all)]
+    # -- the rows chosen, read in passes over the table's batches (sitegen.figures.reduce) -------------
+    placeholders = template.placeholders
+    placed = list(dict.fromkeys(ph.name for ph in placeholders))
+    exp_code = {name: i for i, name in enumerate(traced.experiments)}
+    run_code = {name: i for i, name in enumerate(traced.runs)}
+    param_code = {name: i for i, name in enumerate(traced.params)}
+    n_e, n_r, n_p = len(traced.experiments), len(traced.runs), len(traced.params)
+    rows = reduce.Rows()
+    if len(exps) != n_e:
+        rows.e_ok = reduce.lut(n_e, {exp_code[e]: 1 for e in exps}) >= 0
+    if len(runs_all) != n_r:
+        rows.r_ok = reduce.lut(n_r, {run_code[r]: 1 for r in runs_all}) >= 0
     if traced.has_step and opts.steps:
-        lo, hi = opts.steps
-        if lo is not None:
-            sel = sel[sel["step"] >= lo]
-        if hi is not None:
-            sel = sel[sel["step"] <= hi]
-    if len(sel) == 0:
+        rows.lo, rows.hi = opts.steps
+    placed_lut = reduce.lut(n_p, {param_code[n]: i for i, n in enumerate(placed) if n in param_code})
+    batches = reduce.batches_of(traced)
+    picked = reduce.select(batches(), rows, n_e, n_r, n_p, placed_lut)
+    if picked.rows == 0:
         issues.append(Issue("error", f"{src}: no rows left after choosing experiments, runs and steps; "
                                      "widen the selection"))
         return fig
 
     # -- placeholders against the data --------------------------------------------------
-    placeholders = template.placeholders
-    params_present = [str(p) for p in pd.unique(sel["param"])]
+    params_present = [traced.params[c] if c >= 0 else "nan" for c in picked.present]
     present = set(params_present)
     if not placeholders:
         issues.append(Issue("error", f"{template_name} has no placeholders; write {OPEN}name{CLOSE} where a "
@@ -158,7 +165,6 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
                                 ph.line))
     if not fig.ok:
         return fig
-    placed = list(dict.fromkeys(ph.name for ph in placeholders))
     unplaced = [p for p in params_present if p not in set(placed)]
     if unplaced and opts.warn_unplaced:
         shown = ", ".join(repr(p) for p in unplaced[:8]) + (f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else "")
@@ -166,25 +172,24 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
                                        f"{shown} (place them or pass `:unplaced: ignore`)"))
 
     # -- rows, dots, frames ---------------------------------------------------------------
-    sel = sel[sel["param"].isin(placed)]
-    seen_exps, seen_runs = set(pd.unique(sel["experiment"])), set(pd.unique(sel["run"]))
+    pairs = picked.pairs
+    seen_exps = {traced.experiments[i] for i in np.flatnonzero(pairs.any(axis=1))}
+    seen_runs = {traced.runs[i] for i in np.flatnonzero(pairs.any(axis=0))}
     exps = [e for e in exps if e in seen_exps]
     runs_order = [r for r in runs_all if r in seen_runs]
     run_pos = {r: i for i, r in enumerate(runs_order)}
     exp_pos = {e: i for i, e in enumerate(exps)}
-    pairs = sel[["experiment", "run"]].drop_duplicates()
+    by_position = sorted(run_pos, key=run_pos.__getitem__)
     runs_per_exp: list[list[str]] = [[] for _ in exps]
-    for e, r in zip(pairs["experiment"], pairs["run"]):
-        if e in exp_pos:
-            runs_per_exp[exp_pos[e]].append(r)
+    for e, i in exp_pos.items():
+        runs_per_exp[i] = [r for r in by_position if pairs[exp_code[e], run_code[r]]]
     for i, rs in enumerate(runs_per_exp):
-        rs.sort(key=run_pos.__getitem__)
         if opts.max_runs is not None and len(rs) > opts.max_runs:
             del rs[opts.max_runs:]
     E, R, P = len(exps), len(runs_order), len(placed)
 
     if traced.has_step:
-        all_steps = np.unique(sel["step"].to_numpy())
+        all_steps = picked.steps
         if opts.animate and len(all_steps) > 1:
             frames = max(2, int(opts.frames))
             budget = max(2, MAX_CELLS // max(1, P * E * R))
@@ -200,42 +205,21 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         else:
             frame_steps = all_steps[-1:]
     else:
+        all_steps = np.zeros(0, dtype=np.int64)
         frame_steps = np.array([0])
     F = len(frame_steps)
 
     # dense values: [param, experiment, run, frame]; the latest value at or before each frame's step
-    p_idx = _positions(sel["param"], placed)
-    e_idx = _positions(sel["experiment"], exps)
-    r_idx = _positions(sel["run"], runs_order)
-    vals = sel["value"].to_numpy(dtype="float64")
-    if traced.has_step:
-        steps = sel["step"].to_numpy()
-        f_idx = np.searchsorted(frame_steps, steps, side="left")
-        if F == 1:
-            f_idx = np.where(steps <= frame_steps[0], 0, 1)
-        keep = (f_idx < F) & (e_idx >= 0) & (r_idx >= 0)
-    else:
-        steps = np.zeros(len(sel), dtype=np.int64)
-        f_idx = np.zeros(len(sel), dtype=np.int64)
-        keep = (e_idx >= 0) & (r_idx >= 0)
-    if not keep.all():
-        p_idx, e_idx, r_idx, f_idx, vals, steps = (a[keep] for a in (p_idx, e_idx, r_idx, f_idx, vals, steps))
-    lin = ((p_idx * E + e_idx) * R + r_idx) * F + f_idx
-    order = np.lexsort((steps, lin))
-    lin_s, steps_s = lin[order], steps[order]
-    last = np.ones(len(lin_s), dtype=bool)
-    last[:-1] = lin_s[1:] != lin_s[:-1]
-    same_step = np.zeros(len(lin_s), dtype=bool)
-    same_step[:-1] = (lin_s[1:] == lin_s[:-1]) & (steps_s[1:] == steps_s[:-1])
-    if same_step.any():
-        issues.append(Issue("warning", f"{src}: {int(same_step.sum())} duplicate row(s) (same experiment, run, "
+    bound_names = reduce.bound_names(traced)
+    red = reduce.reduce(batches(), rows, placed_lut,
+                        reduce.lut(n_e, {exp_code[e]: i for e, i in exp_pos.items()}),
+                        reduce.lut(n_r, {run_code[r]: i for r, i in run_pos.items()}),
+                        (P, E, R), frame_steps, all_steps, bound_names)
+    if red.duplicates:
+        issues.append(Issue("warning", f"{src}: {red.duplicates} duplicate row(s) (same experiment, run, "
                                        "parameter and step); the last one is drawn"))
-    dense = np.full(P * E * R * F, np.nan)
-    has = np.zeros(P * E * R * F, dtype=bool)
-    dense[lin_s[last]] = vals[order][last]
-    has[lin_s[last]] = True
-    dense = dense.reshape(P, E, R, F)
-    has = has.reshape(P, E, R, F)
+    dense = red.dense.reshape(P, E, R, F)
+    has = red.has.reshape(P, E, R, F)
     if F > 1:  # carry each value forward to frames that recorded nothing
         idx = np.where(has, np.arange(F), 0)
         np.maximum.accumulate(idx, axis=3, out=idx)
@@ -245,10 +229,9 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         has = seen
 
     # -- per parameter: axis and what a careful reader would want to know -------------------
-    nonfinite_rows = sel[~np.isfinite(sel["value"].to_numpy())]
-    nonfinite = (nonfinite_rows.groupby("param", sort=False, observed=True).size().to_dict()
-                 if len(nonfinite_rows) else {})
-    bound_cols = bound_columns(sel)
+    nonfinite = {placed[i]: int(n) for i, n in enumerate(red.nonfinite) if n}
+    bound_cols = {c: {placed[i]: float(v) for i, v in enumerate(red.bounds[c]) if not np.isnan(v)}
+                  for c in bound_names}
     dot_mask = np.zeros((E, R), dtype=bool)  # which (experiment, run) pairs are dots
     for e, rs in enumerate(runs_per_exp):
         for r in rs:
@@ -363,18 +346,6 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
 def _fixed_range(name: str, placeholders, opts: StripOptions):
     ph = next(ph for ph in placeholders if ph.name == name)
     return ph.range or opts.ranges.get(name) or _glob_get(opts.ranges, name)
-
-
-def _positions(column, order: list[str]):
-    """Each row's index in ``order`` (-1 when absent), through the column's categories when it has them."""
-    import numpy as np
-    import pandas as pd
-
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype(str).astype("category")
-    where = {name: i for i, name in enumerate(order)}
-    lookup = np.array([where.get(str(c), -1) for c in column.cat.categories] + [-1], dtype=np.int64)
-    return lookup[column.cat.codes.to_numpy(dtype=np.int64)]  # code -1 (missing) reads the trailing -1
 
 
 def _json_value(v: float, recorded: bool):

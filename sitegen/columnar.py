@@ -1,0 +1,357 @@
+"""Traced parquet tables read straight into figure codes: no pandas, only the columns figures use.
+
+:func:`read_traced` reads a long-shape parquet table row group by row group, keeping only the role
+columns (experiment, run, step, param, value) and the bound columns (``lower``, ``upper``). Text and
+number labels become integer codes in figure order (the order :func:`sitegen.traced.ordered_categorical`
+gives the pandas path: numbers ascending, text in order of first appearance), steps and values
+numpy arrays, so a figure (:mod:`sitegen.figures.reduce`) works on a few bytes per row. A table of
+up to :data:`KEEP_ROWS` rows is kept that way, shared by every figure that reads it; a bigger one is
+read again, row group by row group, for each pass, and is never whole in memory.
+
+The parts of a run still training (:mod:`sitegen.live`) are read the same way, one part at a time:
+:class:`PartCache` keeps each part's codes keyed by its file stamp, so an update reads only the new
+part. Anything this reader does not handle (the wide shape, unusual column types, empty steps, parts
+whose schemas differ) returns None, and the catalog reads the table with pandas as before, with the
+same messages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sitegen import traced as traced_mod
+from sitegen.figures.reduce import Batch
+from sitegen.traced import ROLES, Traced, order_labels
+
+#: tables up to this many rows are kept as codes (about 20 bytes a row); bigger ones are streamed
+KEEP_ROWS = 16_000_000
+#: rows per batch when reading a file: small enough that a batch's temporaries stay small next to the
+#: table's codes, big enough that numpy's per-call cost does not show
+BATCH_ROWS = 1 << 18
+#: steps beyond this are not exact in float64, which the pandas path goes through
+EXACT = 2 ** 53
+
+
+class Unsupported(Exception):
+    """A table this reader leaves to the pandas path."""
+
+
+@dataclass
+class Plan:
+    """Which file column plays which role, and how each is read."""
+
+    names: dict            # role -> column (experiment may be None: one row, "all")
+    bounds: list           # bound columns present: "lower", "upper"
+    numeric: dict          # "e"/"r" -> labels are numbers (sorted) rather than text (first appearance)
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.names.values() if c is not None] + self.bounds
+
+
+def plan(schema, columns: dict[str, str]) -> Plan:
+    """The reading plan for a table with this Arrow ``schema``, or Unsupported (the pandas path decides)."""
+    import pyarrow as pa
+
+    meta = schema.pandas_metadata or {}
+    hidden = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    have = [n for n in schema.names if n not in hidden]
+    if len(set(schema.names)) != len(schema.names) or any(r not in ROLES or c not in have for r, c in columns.items()):
+        raise Unsupported("mapping")
+    name = {role: columns.get(role, role) for role in ROLES}
+    if name["param"] not in have or name["value"] not in have or name["run"] not in have:
+        raise Unsupported("not the long shape")
+    names = {"experiment": name["experiment"] if name["experiment"] in have else None, "run": name["run"],
+             "param": name["param"], "value": name["value"], "step": name["step"] if name["step"] in have else None}
+    roles = set(name.values())
+    bounds = [c for c in ("lower", "upper") if c in have and c not in roles]
+
+    def kind(col) -> str:
+        t = schema.field(col).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type if pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type) else None
+            return "text" if t is not None else "other"
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return "text"
+        if pa.types.is_signed_integer(t) or t in (pa.uint8(), pa.uint16(), pa.uint32()):
+            return "int"
+        if pa.types.is_floating(t):
+            return "float"
+        return "other"
+
+    numeric = {}
+    for key, role in (("e", "experiment"), ("r", "run")):
+        col = names[role]
+        k = kind(col) if col is not None else "text"
+        if k == "other":
+            raise Unsupported(role)
+        numeric[key] = k in ("int", "float")
+    if kind(names["param"]) != "text" or kind(names["value"]) not in ("int", "float") or \
+            (names["step"] is not None and kind(names["step"]) != "int") or \
+            any(kind(c) not in ("int", "float") for c in bounds):
+        raise Unsupported("types")
+    return Plan(names, bounds, numeric)
+
+
+class _Labels:
+    """One label column's distinct values across batches, in order of first appearance."""
+
+    def __init__(self):
+        self.index: dict = {}
+        self.values: list = []
+
+    def add(self, values: list, order: list[int]):
+        """A batch's dictionary ``values`` met in ``order`` -> its local -> distinct value lookup (-1: none)."""
+        import numpy as np
+
+        to = np.full(len(values) + 1, -1, dtype=np.int64)
+        for i in order:
+            if i < 0:
+                continue
+            v = values[i]
+            if v is None or v != v:  # a missing label, or NaN: pandas counts both as missing
+                continue
+            j = self.index.get(v)
+            if j is None:
+                j = self.index[v] = len(self.values)
+                self.values.append(v)
+            to[i] = j
+        return to
+
+
+def _local(column):
+    """A column of one batch as (local codes, its dictionary as python values)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    codes = column.indices
+    if codes.null_count:
+        codes = pc.fill_null(codes, -1)
+    return np.asarray(codes.to_numpy(zero_copy_only=False)), column.dictionary.to_pylist()
+
+
+@dataclass
+class Piece:
+    """One batch after the first pass: its labels as indices into the table's distinct values (in order
+    of first appearance; -1: missing), and what the table's summary needs."""
+
+    local: dict            # "e"/"r"/"p" -> distinct-value indices (None: no experiment column)
+    step: Any
+    value: Any
+    extra: dict
+    rows: int
+    bad: int               # NaN or infinite values
+
+    def luts(self, final: dict, via: dict | None = None) -> dict:
+        """Per label column, the lookup from this piece's indices to figure codes: ``final`` maps the
+        table's distinct values to codes; ``via`` (a part's own values -> the table's) goes first."""
+        import numpy as np
+
+        out = {}
+        for key in ("e", "r", "p"):
+            if self.local[key] is None:
+                continue
+            lut = np.append(final[key], -1)
+            if via is not None:
+                lut = np.append(lut[via[key][:-1]], -1)
+            out[key] = lut.astype(np.int16 if len(final[key]) < 32_000 else np.int32)
+        return out
+
+    def batch(self, luts: dict) -> Batch:
+        import numpy as np
+
+        codes = {key: luts[key][self.local[key]] if self.local[key] is not None
+                 else np.zeros(self.rows, dtype=np.int16) for key in ("e", "r", "p")}
+        return Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=self.value, step=self.step, extra=self.extra)
+
+
+def _piece(table, plan: Plan, labels: dict) -> Piece:
+    """The first pass over one batch (a pyarrow Table or RecordBatch)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from sitegen.figures.reduce import first_order
+
+    local = {}
+    for key, role in (("e", "experiment"), ("r", "run"), ("p", "param")):
+        col = plan.names[role]
+        if col is None:
+            local[key] = None
+            continue
+        codes, values = _local(table.column(col))
+        to = labels[key].add(values, first_order(codes))
+        small = np.int16 if len(labels[key].values) < 32_000 else np.int32
+        local[key] = to.astype(small)[codes]
+
+    def floats(col):
+        arr = table.column(col)
+        arr = pc.cast(arr, pa.float64())
+        if arr.null_count:
+            arr = pc.fill_null(arr, float("nan"))
+        return np.asarray(arr.to_numpy(zero_copy_only=False) if not isinstance(arr, pa.ChunkedArray)
+                          else arr.to_numpy())
+
+    step = None
+    if plan.names["step"] is not None:
+        col = table.column(plan.names["step"])
+        if col.null_count:
+            raise Unsupported("empty steps")
+        step = np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.int64)
+        lo, hi = (int(step.min()), int(step.max())) if len(step) else (0, 0)
+        if max(-lo, hi) > EXACT:
+            raise Unsupported("steps beyond float64")
+        if -2 ** 31 < lo and hi < 2 ** 31:  # half the memory; figures compare and sort them the same
+            step = step.astype(np.int32)
+    value = floats(plan.names["value"])
+    bad = int(len(value) - np.count_nonzero(np.isfinite(value)))
+    extra = {c: floats(c) for c in plan.bounds}
+    return Piece(local, step, value, extra, table.num_rows, bad)
+
+
+def _finish(labels: dict, plan: Plan, shown: str, rows: int, bad: int, batches) -> Traced:
+    """The table's summary (labels in figure order, notes) once every batch has been seen."""
+    import numpy as np
+
+    final, names = {}, {}
+    for key in ("e", "r", "p"):
+        values = labels[key].values
+        numeric = plan.numeric.get(key, False)
+        if key == "e" and plan.names["experiment"] is None:
+            final[key], names[key] = np.zeros(1, dtype=np.int64), ["all"]
+            continue
+        cats, lookup = order_labels(values, numeric)
+        final[key], names[key] = np.asarray(lookup[:-1], dtype=np.int64), cats
+    notes = []
+    if bad:
+        notes.append(f"{bad} value(s) are NaN or infinite; the parameters they belong to are marked in figures")
+    if rows > traced_mod.HUGE_ROWS:
+        notes.append(f"huge table ({rows:,} rows); figures draw a downsampled view of it")
+    return Traced(None, shown, plan.names["step"] is not None, names["e"], names["r"], names["p"], "long", notes,
+                  rows=rows, batches=batches(final), bound_names=tuple(plan.bounds))
+
+
+def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
+    """``path`` (parquet) as a :class:`Traced` without pandas; raises Unsupported for the pandas path."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    p = plan(pf.schema_arrow, columns)
+    rows = pf.metadata.num_rows
+    if rows == 0:
+        raise Unsupported("empty")
+    keep = rows <= KEEP_ROWS
+    labels = {"e": _Labels(), "r": _Labels(), "p": _Labels()}
+    pieces, bad = [], 0
+
+    def scan():
+        return pf.iter_batches(batch_size=BATCH_ROWS, columns=p.columns, use_threads=True)
+
+    for batch in scan():
+        piece = _piece(batch, p, labels)
+        bad += piece.bad
+        if keep:
+            pieces.append(piece)
+    if keep:
+        def batches(final):
+            done = []
+            pieces.reverse()
+            while pieces:  # one piece at a time, so the table is never held twice
+                piece = pieces.pop()
+                done.append(piece.batch(piece.luts(final)))
+            _release()
+            return lambda: done
+    else:
+        def batches(final):
+            def stream():  # the same batches again, with the lookups already settled
+                again = {"e": _Labels(), "r": _Labels(), "p": _Labels()}
+                for batch in scan():
+                    piece = _piece(batch, p, again)
+                    yield piece.batch(piece.luts(_remap(final, again, labels)))
+            return stream
+    return _finish(labels, p, shown, rows, bad, batches)
+
+
+def _release() -> None:
+    """Give the memory of decoded row groups back (Arrow's pool keeps it otherwise)."""
+    import pyarrow as pa
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except AttributeError:  # pragma: no cover - older pyarrow
+        pass
+
+
+def _remap(final: dict, again: dict, labels: dict) -> dict:
+    """``final`` (distinct value -> code, in the first pass's numbering) for the numbering of ``again``."""
+    import numpy as np
+
+    out = {}
+    for key in final:
+        index = labels[key].index
+        out[key] = np.array([final[key][index[v]] for v in again[key].values], dtype=np.int64) \
+            if again[key].values else np.zeros(0, dtype=np.int64)
+    return out
+
+
+class PartCache:
+    """The parts of one running table, each read once (keyed by its file stamp), as a :class:`Traced`.
+
+    An update with one new part reads that part only, and converts only the parts whose label
+    lookups changed (a new experiment or run can move the others' codes); labels, codes and notes
+    are worked out again from every part's small dictionaries, so a part rewritten or taken away
+    changes the result exactly as a fresh read of all of them would.
+    """
+
+    def __init__(self):
+        self.parts: dict[str, list] = {}   # part name -> [stamp, plan, piece, own labels, schema, luts, batch]
+
+    def traced(self, parts: list, columns: dict[str, str], shown: str) -> Traced:
+        """``parts``: (name, stamp, Arrow table) in the order they were written."""
+        import numpy as np
+
+        seen = {}
+        for name, stamp, table in parts:
+            hit = self.parts.get(name)
+            if hit is None or hit[0] != stamp:
+                p = plan(table.schema, columns)
+                own = {"e": _Labels(), "r": _Labels(), "p": _Labels()}
+                whole = table.unify_dictionaries().combine_chunks()
+                hit = [stamp, p, _piece(whole, p, own), own, table.schema, None, None]
+            seen[name] = hit
+        self.parts = seen
+        hits = [seen[name] for name, _, _ in parts]
+        if not hits:
+            raise Unsupported("no parts")
+        first = hits[0]
+        if any(not h[4].equals(first[4]) and not _same_columns(h[4], first[4]) for h in hits):
+            raise Unsupported("parts differ")
+        labels = {"e": _Labels(), "r": _Labels(), "p": _Labels()}
+        vias = []
+        for h in hits:  # each part's own distinct values, renumbered into the table's
+            own = h[3]
+            vias.append({key: labels[key].add(own[key].values, list(range(len(own[key].values))))
+                         for key in ("e", "r", "p")})
+        rows = sum(h[2].rows for h in hits)
+        bad = sum(h[2].bad for h in hits)
+
+        def batches(final):
+            done = []
+            for h, via in zip(hits, vias):
+                luts = h[2].luts(final, via)
+                if h[5] is None or any(not np.array_equal(luts[k], h[5][k]) for k in luts):
+                    h[5], h[6] = luts, h[2].batch(luts)
+                done.append(h[6])
+            return lambda: done
+        return _finish(labels, first[1], shown, rows, bad, batches)
+
+
+def _same_columns(a, b) -> bool:
+    """Two part schemas that read the same way (text dictionaries may differ in their values only)."""
+    return a.names == b.names and all(str(x.type) == str(y.type) for x, y in zip(a, b))
+

@@ -1,0 +1,323 @@
+"""From a traced table to what a strip figure draws, in passes over batches of integer codes.
+
+A :class:`~sitegen.traced.Traced` table reaches the figure as :class:`Batch` es: its experiment, run and
+parameter columns as codes into the table's ordered lists, its steps and values as numpy arrays. A
+small table is one batch (made from its pandas frame); a big parquet table is many (one per row
+group, see :mod:`sitegen.columnar`), possibly read again from disk for each pass, so no pass ever
+needs the whole table in memory. Two passes:
+
+* :func:`select`: which parameters appear (in order of first appearance), which (experiment, run)
+  pairs and which steps the placed parameters have;
+* :func:`reduce`: the value each (parameter, experiment, run, frame) cell shows (the row with the
+  latest step at or before the frame's step; of equal steps, the last row), the number of duplicate
+  rows, the non-finite values and the first bound (``lower``/``upper`` column) of each parameter.
+
+Both give exactly what sorting the whole table did before, without sorting it: rows written in step
+order (what every tracer writes) need one scatter; batches that are not are sorted on their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from sitegen.traced import Traced
+
+#: the bitmap that counts distinct (cell, step) pairs for the duplicate check stays under this many bytes;
+#: beyond it the pairs are collected and counted by sorting
+BITMAP_BYTES = 1 << 27
+
+
+@dataclass
+class Batch:
+    """Rows of a traced table as codes: ``e``, ``r``, ``p`` index the table's experiments, runs and
+    parameters (-1: missing), ``value`` is float64, ``step`` int64 (None without steps), ``extra`` holds
+    float64 ``lower``/``upper`` bound columns when the table has them."""
+
+    e: "np.ndarray"
+    r: "np.ndarray"
+    p: "np.ndarray"
+    value: "np.ndarray"
+    step: "np.ndarray | None" = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+def batches_of(traced: "Traced") -> Callable[[], Iterable[Batch]]:
+    """A callable giving ``traced`` as batches (each call may read the file again)."""
+    if traced.batches is not None:
+        return traced.batches
+    cached = getattr(traced, "_frame_batch", None)
+    if cached is None:
+        cached = [frame_batch(traced)]
+        object.__setattr__(traced, "_frame_batch", cached)
+    return lambda: cached
+
+
+def bound_names(traced: "Traced") -> list[str]:
+    """The bound columns (``lower``, ``upper``) the table has."""
+    have = traced.frame.columns if traced.frame is not None else traced.bound_names
+    return [c for c in ("lower", "upper") if c in have]
+
+
+def frame_batch(traced: "Traced") -> Batch:
+    """A traced pandas frame (categorical experiment, run and param in figure order) as one batch."""
+    import numpy as np
+    import pandas as pd
+
+    df = traced.frame
+    extra = {}
+    for name in ("lower", "upper"):
+        if name in df.columns:
+            col = df[name]
+            if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                col = pd.to_numeric(col, errors="coerce")
+            extra[name] = col.to_numpy(dtype="float64", na_value=np.nan)
+    return Batch(e=df["experiment"].cat.codes.to_numpy(), r=df["run"].cat.codes.to_numpy(),
+                 p=df["param"].cat.codes.to_numpy(), value=df["value"].to_numpy(dtype="float64"),
+                 step=df["step"].to_numpy(dtype="int64") if traced.has_step else None, extra=extra)
+
+
+def lut(size: int, codes: dict[int, int] | None):
+    """A lookup from codes (0..size-1, and -1 in the last slot) to positions (-1: not chosen).
+    ``None``: every code keeps its own position."""
+    import numpy as np
+
+    out = np.full(size + 1, -1, dtype=np.int32 if size < 2 ** 31 - 1 else np.int64)
+    if codes is None:
+        out[:size] = np.arange(size)
+    else:
+        for code, pos in codes.items():
+            out[code] = pos
+    return out
+
+
+def first_order(codes) -> list[int]:
+    """The distinct codes in order of first appearance (one hash pass in Arrow, no sort)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.unique(pa.array(codes)).to_pylist()
+
+
+def first_seen(codes, n: int) -> dict[int, int]:
+    """``{code: index of its first row}`` for codes in -1..n-1, without sorting all of them: the
+    rows are searched in growing slices until every code that occurs has been met."""
+    import numpy as np
+
+    if not len(codes):
+        return {}
+    need = int((np.bincount(codes.astype(np.intp) + 1, minlength=n + 1) > 0).sum())
+    found: dict[int, int] = {}
+    start, size = 0, 4096
+    while len(found) < need:
+        part = codes[start:start + size]
+        uniq, index = np.unique(part, return_index=True)
+        for c, i in zip(uniq.tolist(), index.tolist()):
+            if c not in found:
+                found[c] = start + i
+        start += size
+        size *= 4
+    return found
+
+
+@dataclass
+class Rows:
+    """Which rows a figure reads: experiments and runs (lookups from codes, None: all) and steps."""
+
+    e_ok: Any = None
+    r_ok: Any = None
+    lo: int | None = None
+    hi: int | None = None
+
+    def mask(self, b: Batch):
+        """A boolean mask of ``b``'s rows to read, or None for all of them."""
+        import numpy as np
+
+        m = None
+        for codes, ok in ((b.e, self.e_ok), (b.r, self.r_ok)):
+            if ok is None:
+                if len(codes) and codes.min() < 0:
+                    m = codes >= 0 if m is None else m & (codes >= 0)
+            else:
+                m = ok[codes] if m is None else m & ok[codes]
+        if b.step is not None:
+            if self.lo is not None:
+                m = b.step >= self.lo if m is None else m & (b.step >= self.lo)
+            if self.hi is not None:
+                m = b.step <= self.hi if m is None else m & (b.step <= self.hi)
+        return None if m is None or m.all() else np.asarray(m, dtype=bool)
+
+
+@dataclass
+class Selection:
+    rows: int = 0                                   # rows of the chosen experiments, runs and steps
+    present: list[int] = field(default_factory=list)   # parameter codes, first appearance first
+    pairs: Any = None                               # bool [experiments, runs]: has a placed parameter
+    steps: Any = None                               # sorted distinct steps of the placed parameters
+
+
+def _distinct_sorted(a):
+    import numpy as np
+
+    if len(a) < 2:
+        return a.copy()
+    if (a[1:] >= a[:-1]).all():
+        keep = np.empty(len(a), dtype=bool)
+        keep[0] = True
+        np.not_equal(a[1:], a[:-1], out=keep[1:])
+        return a[keep]
+    return np.unique(a)
+
+
+def select(batches: Iterable[Batch], rows: Rows, n_e: int, n_r: int, n_p: int, placed) -> Selection:
+    """The first pass: ``placed`` is a lookup (:func:`lut`) from parameter codes to placeholders."""
+    import numpy as np
+
+    out = Selection(pairs=np.zeros((n_e, n_r), dtype=bool))
+    order: dict[int, tuple[int, int]] = {}
+    steps = []
+    for k, b in enumerate(batches):
+        m = rows.mask(b)
+        p = b.p if m is None else b.p[m]
+        out.rows += len(p)
+        for i, code in enumerate(first_order(p)):
+            order.setdefault(code, (k, i))
+        pp = placed[p] >= 0
+        every = pp.all()
+        e = b.e if m is None else b.e[m]
+        r = b.r if m is None else b.r[m]
+        if not every:
+            e, r = e[pp], r[pp]
+        out.pairs[e, r] = True
+        if b.step is not None:
+            s = b.step if m is None else b.step[m]
+            steps.append(_distinct_sorted(s if every else s[pp]))
+    out.present = sorted(order, key=order.__getitem__)
+    out.steps = np.unique(np.concatenate(steps)) if steps else np.zeros(0, dtype=np.int64)
+    return out
+
+
+def _frames(s, ordered: bool, frame_steps, all_steps):
+    """Each row's frame (the first frame at or after its step) and its step's rank among ``all_steps``.
+    Rows in step order are looked up once per distinct step and repeated."""
+    import numpy as np
+
+    if ordered and len(s):
+        starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+        counts = np.diff(np.append(starts, len(s)))
+        u = s[starts]
+        f_u, rank_u = _frames(u, False, frame_steps, all_steps)
+        return np.repeat(f_u, counts), np.repeat(rank_u, counts)
+    if len(frame_steps) == 1:
+        f = (s > frame_steps[0]).astype(np.int32)
+    else:
+        f = np.searchsorted(frame_steps, s, side="left").astype(np.int32)
+    return f, np.searchsorted(all_steps, s).astype(np.int32)
+
+
+@dataclass
+class Reduced:
+    dense: Any            # float64 [cells]: the value each cell shows (NaN: none)
+    has: Any              # bool [cells]: a row landed in this cell
+    duplicates: int       # rows with the same parameter, experiment, run and step as another
+    nonfinite: Any        # int64 [placed parameters]: NaN or infinite values
+    bounds: dict          # "lower"/"upper" -> float64 [placed parameters], the first one of each (NaN: none)
+
+
+def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tuple[int, int, int],
+           frame_steps, all_steps, bound_names: list[str]) -> Reduced:
+    """The second pass: ``placed``, ``e_pos``, ``r_pos`` are lookups (:func:`lut`) from codes to the
+    figure's parameter, row and dot positions; ``frame_steps`` the steps drawn (``[0]`` without steps)."""
+    import numpy as np
+
+    P, E, R = shape
+    F = len(frame_steps)
+    cells = P * E * R * F
+    best_step = np.full(cells, np.iinfo(np.int64).min, dtype=np.int64)
+    best_val = np.full(cells, np.nan)
+    has = np.zeros(cells, dtype=bool)
+    S = max(1, len(all_steps))
+    pos = np.full(cells, -1, dtype=np.int64 if cells * S >= 2 ** 31 else np.int32)
+    bitmap = np.zeros(P * E * R * S, dtype=bool) if P * E * R * S <= BITMAP_BYTES else None
+    keys: list = []
+    kept = 0
+    nonfinite = np.zeros(P, dtype=np.int64)
+    bounds = {name: np.full(P, np.nan) for name in bound_names}
+    for b in batches:
+        m = rows.mask(b)
+        p = placed[b.p if m is None else b.p[m]]
+        pp = p >= 0
+        if not pp.all():
+            m = pp if m is None else np.flatnonzero(m)[pp]
+            p = p[pp]
+        take = (lambda a: a) if m is None else (lambda a: a[m])
+        e, r, v = e_pos[take(b.e)], r_pos[take(b.r)], take(b.value)
+        s = take(b.step) if b.step is not None else None
+        bad = ~np.isfinite(v)
+        if bad.any():
+            nonfinite += np.bincount(p[bad], minlength=P)
+        for name in bound_names:
+            col = take(b.extra[name])
+            ok = ~np.isnan(col)
+            todo = np.isnan(bounds[name])
+            if todo.any() and ok.any():
+                idx = np.flatnonzero(ok)
+                for code, i in first_seen(p[idx], P).items():
+                    if todo[code]:
+                        bounds[name][code] = col[idx[i]]
+        # the frame each row belongs to: the first frame at or after its step
+        ordered = s is None or len(s) < 2 or bool((s[1:] >= s[:-1]).all())
+        f, rank = _frames(s, ordered, frame_steps, all_steps) if s is not None else \
+            (np.zeros(len(p), dtype=np.int32), 0)
+        keep = (f < F) & (e >= 0) & (r >= 0)
+        if not keep.all():
+            p, e, r, f, v = p[keep], e[keep], r[keep], f[keep], v[keep]
+            s = s[keep] if s is not None else None
+            rank = rank[keep] if s is not None else 0
+        n = len(p)
+        if not n:
+            continue
+        kept += n
+        wide = np.int64 if cells * S >= 2 ** 31 else np.int32
+        model = p.astype(wide)
+        model *= E
+        model += e
+        model *= R
+        model += r
+        lin = model * F
+        lin += f
+        if not ordered:
+            order = np.lexsort((s, lin))
+            lin_s = lin[order]
+            last = np.ones(n, dtype=bool)
+            last[:-1] = lin_s[1:] != lin_s[:-1]
+            idx, touched = order[last], lin_s[last]
+        else:  # rows in step order: each cell's last row is its latest
+            ar = np.arange(n, dtype=wide)
+            pos[lin] = ar
+            if not (pos[lin] >= ar).all():  # numpy does not promise the last write wins: make sure
+                pos[lin] = -1
+                np.maximum.at(pos, lin, ar)
+            touched = np.flatnonzero(pos >= 0) if n > cells // 8 else np.unique(lin)
+            idx = pos[touched]
+            pos[touched] = -1
+        cand_s = s[idx] if s is not None else np.zeros(len(idx), dtype=np.int64)
+        newer = cand_s >= best_step[touched]  # a later batch wins a tie: its rows come later
+        won = touched[newer]
+        best_step[won] = cand_s[newer]
+        best_val[won] = v[idx[newer]]
+        has[touched] = True
+        model *= S
+        model += rank
+        if bitmap is not None:
+            bitmap[model] = True
+        else:
+            keys.append(np.unique(model))
+    distinct = int(np.count_nonzero(bitmap)) if bitmap is not None else \
+        (len(np.unique(np.concatenate(keys))) if keys else 0)
+    return Reduced(dense=best_val, has=has, duplicates=kept - distinct, nonfinite=nonfinite, bounds=bounds)
