@@ -42,6 +42,7 @@ class Batch:
     value: "np.ndarray"
     step: "np.ndarray | None" = None
     extra: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)   # per selection: its first pass
 
     def __len__(self) -> int:
         return len(self.value)
@@ -134,6 +135,10 @@ class Rows:
     lo: int | None = None
     hi: int | None = None
 
+    def key(self) -> tuple:
+        return (None if self.e_ok is None else self.e_ok.tobytes(),
+                None if self.r_ok is None else self.r_ok.tobytes(), self.lo, self.hi)
+
     def mask(self, b: Batch):
         """A boolean mask of ``b``'s rows to read, or None for all of them."""
         import numpy as np
@@ -181,25 +186,45 @@ def select(batches: Iterable[Batch], rows: Rows, n_e: int, n_r: int, n_p: int, p
     out = Selection(pairs=np.zeros((n_e, n_r), dtype=bool))
     order: dict[int, tuple[int, int]] = {}
     steps = []
+    key = (rows.key(), placed.tobytes())
     for k, b in enumerate(batches):
-        m = rows.mask(b)
-        p = b.p if m is None else b.p[m]
-        out.rows += len(p)
-        for i, code in enumerate(first_order(p)):
+        got = b.memo.get(key)
+        if got is None:  # a batch kept between builds (a running table's old parts) is looked at once
+            got = b.memo[key] = _select_one(b, rows, n_r, placed)
+        count, present, pairs, distinct = got
+        out.rows += count
+        for i, code in enumerate(present):
             order.setdefault(code, (k, i))
-        pp = placed[p] >= 0
-        every = pp.all()
-        e = b.e if m is None else b.e[m]
-        r = b.r if m is None else b.r[m]
-        if not every:
-            e, r = e[pp], r[pp]
-        out.pairs[e, r] = True
-        if b.step is not None:
-            s = b.step if m is None else b.step[m]
-            steps.append(_distinct_sorted(s if every else s[pp]))
+        out.pairs.flat[pairs] = True
+        if distinct is not None:
+            steps.append(distinct)
     out.present = sorted(order, key=order.__getitem__)
     out.steps = np.unique(np.concatenate(steps)) if steps else np.zeros(0, dtype=np.int64)
     return out
+
+
+def _select_one(b: Batch, rows: Rows, n_r: int, placed) -> tuple:
+    """One batch's part of :func:`select`: (rows chosen, parameters in order of first appearance,
+    flat (experiment, run) indices with a placed parameter, distinct steps of those)."""
+    import numpy as np
+
+    m = rows.mask(b)
+    p = b.p if m is None else b.p[m]
+    present = first_order(p)
+    pp = placed[p] >= 0
+    every = pp.all()
+    e = b.e if m is None else b.e[m]
+    r = b.r if m is None else b.r[m]
+    if not every:
+        e, r = e[pp], r[pp]
+    seen = np.zeros((int(e.max()) + 1 if len(e) else 0, n_r), dtype=bool)
+    seen[e, r] = True
+    pairs = np.flatnonzero(seen)
+    distinct = None
+    if b.step is not None:
+        s = b.step if m is None else b.step[m]
+        distinct = _distinct_sorted(s if every else s[pp])
+    return len(p), present, pairs, distinct
 
 
 def _frames(s, ordered: bool, frame_steps, all_steps):
@@ -229,10 +254,79 @@ class Reduced:
     bounds: dict          # "lower"/"upper" -> float64 [placed parameters], the first one of each (NaN: none)
 
 
+@dataclass
+class _Prepared:
+    """One batch's rows of a figure, with what does not depend on the frames (kept between redraws)."""
+
+    model: Any            # (parameter, row, dot) index of each row
+    value: Any
+    step: Any             # None without steps
+    ordered: bool         # steps never go down
+    nonfinite: Any        # per placed parameter
+    bounds: dict          # name -> the first bound of each placed parameter in this batch (NaN: none)
+    duplicates: int       # rows with the same (parameter, row, dot, step) as an earlier row of this batch
+    low: int = 0          # the batch's smallest and largest step
+    high: int = 0
+
+
+def _prepare(b: Batch, rows: Rows, placed, e_pos, r_pos, shape, bound_names) -> _Prepared:
+    import numpy as np
+
+    P, E, R = shape
+    m = rows.mask(b)
+    p = placed[b.p if m is None else b.p[m]]
+    pp = p >= 0
+    if not pp.all():
+        m = pp if m is None else np.flatnonzero(m)[pp]
+        p = p[pp]
+    take = (lambda a: a) if m is None else (lambda a: a[m])
+    e, r, v = e_pos[take(b.e)], r_pos[take(b.r)], take(b.value)
+    s = take(b.step) if b.step is not None else None
+    bad = ~np.isfinite(v)
+    nonfinite = np.bincount(p[bad], minlength=P) if bad.any() else np.zeros(P, dtype=np.int64)
+    bounds = {}
+    for name in bound_names:
+        col = take(b.extra[name])
+        first = np.full(P, np.nan)
+        ok = np.flatnonzero(~np.isnan(col))
+        if len(ok):
+            for code, i in first_seen(p[ok], P).items():
+                first[code] = col[ok[i]]
+        bounds[name] = first
+    keep = (e >= 0) & (r >= 0)
+    if not keep.all():
+        p, e, r, v = p[keep], e[keep], r[keep], v[keep]
+        s = s[keep] if s is not None else None
+    wide = np.int64 if P * E * R >= 2 ** 31 else np.int32
+    model = p.astype(wide)
+    model *= E
+    model += e
+    model *= R
+    model += r
+    ordered = s is None or len(s) < 2 or bool((s[1:] >= s[:-1]).all())
+    if s is None:
+        distinct = len(np.unique(model))
+    else:
+        steps = np.unique(s)
+        rank = np.searchsorted(steps, s)
+        if P * E * R * len(steps) <= BITMAP_BYTES:
+            bits = np.zeros(P * E * R * len(steps), dtype=bool)
+            bits[model.astype(np.int64) * len(steps) + rank] = True
+            distinct = int(np.count_nonzero(bits))
+        else:
+            distinct = len(np.unique(model.astype(np.int64) * len(steps) + rank))
+    low, high = (int(s.min()), int(s.max())) if s is not None and len(s) else (0, 0)
+    return _Prepared(model, v, s, ordered, nonfinite, bounds, len(model) - distinct, low, high)
+
+
 def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tuple[int, int, int],
            frame_steps, all_steps, bound_names: list[str]) -> Reduced:
     """The second pass: ``placed``, ``e_pos``, ``r_pos`` are lookups (:func:`lut`) from codes to the
-    figure's parameter, row and dot positions; ``frame_steps`` the steps drawn (``[0]`` without steps)."""
+    figure's parameter, row and dot positions; ``frame_steps`` the steps drawn (``[0]`` without steps).
+
+    What does not depend on the frames is worked out once per batch and kept with it (a running
+    table's old parts are not looked at again); per redraw, each row costs a frame lookup (once per
+    distinct step) and one scatter."""
     import numpy as np
 
     P, E, R = shape
@@ -241,57 +335,40 @@ def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tu
     best_step = np.full(cells, np.iinfo(np.int64).min, dtype=np.int64)
     best_val = np.full(cells, np.nan)
     has = np.zeros(cells, dtype=bool)
-    S = max(1, len(all_steps))
-    pos = np.full(cells, -1, dtype=np.int64 if cells * S >= 2 ** 31 else np.int32)
-    bitmap = np.zeros(P * E * R * S, dtype=bool) if P * E * R * S <= BITMAP_BYTES else None
-    keys: list = []
-    kept = 0
+    wide = np.int64 if cells >= 2 ** 31 else np.int32
+    pos = np.full(cells, -1, dtype=wide)
     nonfinite = np.zeros(P, dtype=np.int64)
     bounds = {name: np.full(P, np.nan) for name in bound_names}
+    key = (rows.key(), placed.tobytes(), e_pos.tobytes(), r_pos.tobytes(), shape, tuple(bound_names))
+    prepared = []
+    kept = dropped = 0
     for b in batches:
-        m = rows.mask(b)
-        p = placed[b.p if m is None else b.p[m]]
-        pp = p >= 0
-        if not pp.all():
-            m = pp if m is None else np.flatnonzero(m)[pp]
-            p = p[pp]
-        take = (lambda a: a) if m is None else (lambda a: a[m])
-        e, r, v = e_pos[take(b.e)], r_pos[take(b.r)], take(b.value)
-        s = take(b.step) if b.step is not None else None
-        bad = ~np.isfinite(v)
-        if bad.any():
-            nonfinite += np.bincount(p[bad], minlength=P)
+        prep = b.memo.get(key)
+        if prep is None:
+            prep = b.memo[key] = _prepare(b, rows, placed, e_pos, r_pos, shape, bound_names)
+        nonfinite += prep.nonfinite
         for name in bound_names:
-            col = take(b.extra[name])
-            ok = ~np.isnan(col)
             todo = np.isnan(bounds[name])
-            if todo.any() and ok.any():
-                idx = np.flatnonzero(ok)
-                for code, i in first_seen(p[idx], P).items():
-                    if todo[code]:
-                        bounds[name][code] = col[idx[i]]
-        # the frame each row belongs to: the first frame at or after its step
-        ordered = s is None or len(s) < 2 or bool((s[1:] >= s[:-1]).all())
-        f, rank = _frames(s, ordered, frame_steps, all_steps) if s is not None else \
-            (np.zeros(len(p), dtype=np.int32), 0)
-        keep = (f < F) & (e >= 0) & (r >= 0)
-        if not keep.all():
-            p, e, r, f, v = p[keep], e[keep], r[keep], f[keep], v[keep]
-            s = s[keep] if s is not None else None
-            rank = rank[keep] if s is not None else 0
-        n = len(p)
+            bounds[name][todo] = prep.bounds[name][todo]
+        s, v, model = prep.step, prep.value, prep.model
+        if s is None:
+            f = np.zeros(len(model), dtype=np.int32)
+        else:
+            f, _ = _frames(s, prep.ordered, frame_steps, all_steps)
+        keep = f < F
+        if keep.all():
+            keep = None
+        else:  # rows after the last frame (none when the last frame is the last step)
+            f, v, model, s = f[keep], v[keep], model[keep], (s[keep] if s is not None else None)
+            dropped += 1
+        n = len(model)
+        prepared.append((prep, keep))
         if not n:
             continue
         kept += n
-        wide = np.int64 if cells * S >= 2 ** 31 else np.int32
-        model = p.astype(wide)
-        model *= E
-        model += e
-        model *= R
-        model += r
-        lin = model * F
+        lin = model.astype(wide) * F
         lin += f
-        if not ordered:
+        if not prep.ordered:
             order = np.lexsort((s, lin))
             lin_s = lin[order]
             last = np.ones(n, dtype=bool)
@@ -312,12 +389,30 @@ def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tu
         best_step[won] = cand_s[newer]
         best_val[won] = v[idx[newer]]
         has[touched] = True
-        model *= S
-        model += rank
-        if bitmap is not None:
-            bitmap[model] = True
-        else:
-            keys.append(np.unique(model))
-    distinct = int(np.count_nonzero(bitmap)) if bitmap is not None else \
-        (len(np.unique(np.concatenate(keys))) if keys else 0)
-    return Reduced(dense=best_val, has=has, duplicates=kept - distinct, nonfinite=nonfinite, bounds=bounds)
+    # duplicates: batch by batch when no rows were dropped and the batches' steps follow each other
+    # (what a tracer writes); otherwise over every row at once
+    spans = [(p.low, p.high) for p, _ in prepared if len(p.model)]
+    if not dropped and all(a[1] < b[0] for a, b in zip(spans, spans[1:])) or not spans:
+        duplicates = sum(p.duplicates for p, _ in prepared)
+    else:
+        duplicates = kept - _distinct(prepared, all_steps, P * E * R)
+    return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
+
+
+def _distinct(prepared, all_steps, models: int) -> int:
+    """Distinct (parameter, row, dot, step) among the kept rows of every batch."""
+    import numpy as np
+
+    S = max(1, len(all_steps))
+    keys = []
+    for prep, keep in prepared:
+        model = prep.model if keep is None else prep.model[keep]
+        s = prep.step if keep is None or prep.step is None else prep.step[keep]
+        rank = np.searchsorted(all_steps, s) if s is not None else 0
+        keys.append(model.astype(np.int64) * S + rank)
+    if models * S <= BITMAP_BYTES:
+        bits = np.zeros(models * S, dtype=bool)
+        for k in keys:
+            bits[k] = True
+        return int(np.count_nonzero(bits))
+    return len(np.unique(np.concatenate(keys))) if keys else 0

@@ -338,7 +338,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         fig.island["steps"] = [int(s) for s in frame_steps]
     if F > 1:
         codes = encode.quantize(fr, opts.bits)
-        fig.frames_blob = encode.encode(codes, opts.bits)
+        fig.frames_blob = encode.encode(codes, opts.bits, level=1 if opts.partial else 9)
         fig.island["bits"] = opts.bits
     return fig
 
