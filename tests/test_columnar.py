@@ -120,7 +120,7 @@ def test_reduce_matches_sorting_the_whole_table(n, seed, split, sorted_steps):
     all_steps = np.unique(traced.frame["step"].to_numpy())
     frame_steps = all_steps[np.unique(np.rint(np.linspace(0, len(all_steps) - 1, 4)).astype(int))]
     code = {name: i for i, name in enumerate(traced.params)}
-    got = reduce.reduce(parts, reduce.Rows(), reduce.lut(len(traced.params), {code[p]: i for i, p in enumerate(placed)}),
+    got = reduce.reduce(lambda: parts, reduce.Rows(), reduce.lut(len(traced.params), {code[p]: i for i, p in enumerate(placed)}),
                         reduce.lut(len(traced.experiments), None), reduce.lut(len(traced.runs), None),
                         (len(placed), len(traced.experiments), len(traced.runs)), frame_steps, all_steps, [])
     dense, has, same = old_dense(traced.frame, placed, traced.experiments, traced.runs, frame_steps)

@@ -319,10 +319,11 @@ def _prepare(b: Batch, rows: Rows, placed, e_pos, r_pos, shape, bound_names) -> 
     return _Prepared(model, v, s, ordered, nonfinite, bounds, len(model) - distinct, low, high)
 
 
-def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tuple[int, int, int],
+def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_pos, shape: tuple[int, int, int],
            frame_steps, all_steps, bound_names: list[str]) -> Reduced:
-    """The second pass: ``placed``, ``e_pos``, ``r_pos`` are lookups (:func:`lut`) from codes to the
-    figure's parameter, row and dot positions; ``frame_steps`` the steps drawn (``[0]`` without steps).
+    """The second pass: ``batches`` gives the table's batches (called again only in the rare case below);
+    ``placed``, ``e_pos``, ``r_pos`` are lookups (:func:`lut`) from codes to the figure's parameter, row
+    and dot positions; ``frame_steps`` the steps drawn (``[0]`` without steps).
 
     What does not depend on the frames is worked out once per batch and kept with it (a running
     table's old parts are not looked at again); per redraw, each row costs a frame lookup (once per
@@ -340,12 +341,17 @@ def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tu
     nonfinite = np.zeros(P, dtype=np.int64)
     bounds = {name: np.full(P, np.nan) for name in bound_names}
     key = (rows.key(), placed.tobytes(), e_pos.tobytes(), r_pos.tobytes(), shape, tuple(bound_names))
-    prepared = []
+    spans = []   # per batch with rows: (lowest step, highest step, duplicates within it)
     kept = dropped = 0
-    for b in batches:
+
+    def prepared(b):
         prep = b.memo.get(key)
         if prep is None:
             prep = b.memo[key] = _prepare(b, rows, placed, e_pos, r_pos, shape, bound_names)
+        return prep
+
+    for b in batches():
+        prep = prepared(b)
         nonfinite += prep.nonfinite
         for name in bound_names:
             todo = np.isnan(bounds[name])
@@ -362,7 +368,8 @@ def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tu
             f, v, model, s = f[keep], v[keep], model[keep], (s[keep] if s is not None else None)
             dropped += 1
         n = len(model)
-        prepared.append((prep, keep))
+        if len(prep.model):
+            spans.append((prep.low, prep.high, prep.duplicates))
         if not n:
             continue
         kept += n
@@ -391,28 +398,31 @@ def reduce(batches: Iterable[Batch], rows: Rows, placed, e_pos, r_pos, shape: tu
         has[touched] = True
     # duplicates: batch by batch when no rows were dropped and the batches' steps follow each other
     # (what a tracer writes); otherwise over every row at once
-    spans = [(p.low, p.high) for p, _ in prepared if len(p.model)]
-    if not dropped and all(a[1] < b[0] for a, b in zip(spans, spans[1:])) or not spans:
-        duplicates = sum(p.duplicates for p, _ in prepared)
-    else:
-        duplicates = kept - _distinct(prepared, all_steps, P * E * R)
+    if not dropped and all(a[1] < b[0] for a, b in zip(spans, spans[1:])):
+        duplicates = sum(d for _, _, d in spans)
+    else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
+        duplicates = kept - _distinct((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
 
 
-def _distinct(prepared, all_steps, models: int) -> int:
-    """Distinct (parameter, row, dot, step) among the kept rows of every batch."""
+def _distinct(prepared: Iterable[_Prepared], frame_steps, all_steps, models: int) -> int:
+    """Distinct (parameter, row, dot, step) among the rows of every batch up to the last frame."""
     import numpy as np
 
     S = max(1, len(all_steps))
+    bits = np.zeros(models * S, dtype=bool) if models * S <= BITMAP_BYTES else None
     keys = []
-    for prep, keep in prepared:
-        model = prep.model if keep is None else prep.model[keep]
-        s = prep.step if keep is None or prep.step is None else prep.step[keep]
-        rank = np.searchsorted(all_steps, s) if s is not None else 0
-        keys.append(model.astype(np.int64) * S + rank)
-    if models * S <= BITMAP_BYTES:
-        bits = np.zeros(models * S, dtype=bool)
-        for k in keys:
-            bits[k] = True
+    for prep in prepared:
+        model, s = prep.model, prep.step
+        if s is not None:
+            keep = s <= frame_steps[-1]
+            if not keep.all():
+                model, s = model[keep], s[keep]
+        key = model.astype(np.int64) * S + (np.searchsorted(all_steps, s) if s is not None else 0)
+        if bits is not None:
+            bits[key] = True
+        else:
+            keys.append(np.unique(key))
+    if bits is not None:
         return int(np.count_nonzero(bits))
     return len(np.unique(np.concatenate(keys))) if keys else 0

@@ -211,7 +211,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
 
     # dense values: [param, experiment, run, frame]; the latest value at or before each frame's step
     bound_names = reduce.bound_names(traced)
-    red = reduce.reduce(batches(), rows, placed_lut,
+    red = reduce.reduce(batches, rows, placed_lut,
                         reduce.lut(n_e, {exp_code[e]: i for e, i in exp_pos.items()}),
                         reduce.lut(n_r, {run_code[r]: i for r, i in run_pos.items()}),
                         (P, E, R), frame_steps, all_steps, bound_names)
