@@ -156,3 +156,48 @@ def test_a_stack_of_row_selections_is_one_index_on_the_rows():
     # shown again as written, it computes the same
     np.testing.assert_array_equal(E.evaluate(E.unvectorize(vec), inputs={"x": X}),
                                   np.stack([X[[0, 1]], X[[3, 2]], X[[4, 4]]], axis=1))
+
+
+# ---- any concatenation of weighted and plain parts computes what it did before vectorizing --------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+ELEMENTWISE = st.tuples(st.sampled_from(["exp", "tanh", "weighted exp", "plain"]),
+                       st.lists(st.integers(0, 5), min_size=1, max_size=3))
+DISTANCE = st.tuples(st.sampled_from(["euclidean", "l1", "weighted euclidean"]),
+                     st.lists(st.integers(0, 5), min_size=1, max_size=3))
+X1, X2 = np.random.default_rng(7).normal(size=(4, 6)), np.random.default_rng(8).normal(size=(3, 6))
+
+
+def _check_same(tree, total, w):
+    if total:
+        tree = E.sum_(tree, axis=-1)
+    vec = E.vectorize(tree)
+    values = dict(params={"w": w}, inputs={"x1": X1, "x2": X2})
+    np.testing.assert_allclose(E.evaluate(vec, **values), E.evaluate(tree, **values), rtol=1e-12, atol=1e-12)
+    for op in ("exp", "tanh", "cdist"):  # never more calls than written
+        assert len(_ops(vec, op)) <= len(_ops(tree, op))
+    return vec
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(ELEMENTWISE, min_size=1, max_size=6), total=st.booleans())
+def test_vectorized_concatenations_of_elementwise_parts_compute_the_same(parts, total):
+    x1, w = E.var("x1", (4, 6)), E.param("w", ())
+    kinds = {"exp": E.exp, "tanh": E.tanh, "plain": lambda a: a, "weighted exp": lambda a: w * E.exp(a)}
+    tree = E.concatenate([kinds[kind](x1[..., cols]) for kind, cols in parts], axis=-1)
+    _check_same(tree, total, np.array(0.7))
+
+
+@settings(max_examples=30, deadline=None)
+@given(parts=st.lists(DISTANCE, min_size=1, max_size=5), total=st.booleans())
+def test_vectorized_concatenations_of_distances_compute_the_same(parts, total):
+    x1, x2, w = E.var("x1", (4, 6)), E.var("x2", (3, 6)), E.param("w", (1,))
+
+    def make(kind, cols):
+        d = E.stack([E.cdist(x1[..., cols], x2[..., cols], p=1 if kind == "l1" else 2)], axis=-1)
+        return w * d if kind.startswith("weighted") else d
+
+    vec = _check_same(E.concatenate([make(*p) for p in parts], axis=-1), total, np.array([1.7]))
+    kinds = {"l1" if k == "l1" else "euclidean" for k, _ in parts}
+    assert len(_ops(vec, "cdist")) + len(_ops(vec, "cdist_multi")) <= len(kinds)  # one call per kind

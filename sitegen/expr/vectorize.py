@@ -314,32 +314,30 @@ class _Vectorizer:
             else:
                 runs.append([i])
         merged = [self.merge(run, axis) if len(run) > 1 else run[0] for run in runs]
-        out: list[Node] = []
-        for part in merged:
-            joined = self.join_through_neutral(out[-1], part, axis) if out else None
-            if joined is not None:
-                out[-1] = joined
-            else:
-                out.append(part)
-        return self.regroup(out, axis, lifted)
+        return self.regroup(merged, axis, lifted)
 
     def regroup(self, parts: list[Node], axis: int, lifted: dict) -> Node:
-        """Parts that join but are not neighbours (``[f(a), g(b), f(c)]``) joined by kind, then put
-        back in order by one index on the joined axis (dropped again by a sum over that axis)."""
-        groups: list[list[int]] = []
+        """Parts that join, neighbours or not (``[f(a), g(b), f(c)]``), directly or through a neutral
+        operand, joined; then put back in order by one index on the joined axis if they were not
+        neighbours (a sum over that axis drops it again)."""
+        groups: list[tuple[Node, list[int]]] = []  # (the members joined so far, their positions)
         for i, part in enumerate(parts):
-            home = next((g for g in groups if self.mergeable(parts[g[-1]], part, axis)), None)
-            if home is None:
-                groups.append([i])
+            for g, (acc, members) in enumerate(groups):
+                both = self.merge([acc, part], axis) if self.mergeable(acc, part, axis) \
+                    else self.join_through_neutral(acc, part, axis)
+                if both is not None:
+                    groups[g] = (both, members + [i])
+                    break
             else:
-                home.append(i)
+                groups.append((part, [i]))
         if len(groups) == len(parts):  # nothing joins: a part lifted to join others is itself again
             return _make_concat([lifted.get(id(p), p) for p in parts], axis)
-        joined = [self.merge([parts[i] for i in g], axis) if len(g) > 1 else lifted.get(id(parts[g[0]]), parts[g[0]])
-                  for g in groups]
+        joined = [acc if len(members) > 1 else lifted.get(id(acc), acc) for acc, members in groups]
         out = _make_concat(joined, axis)
         starts = np.cumsum([0] + [p.shape[axis] for p in parts]).tolist()
-        order = [e for g in groups for i in g for e in range(starts[i], starts[i + 1])]
+        order = [e for _, g in groups for i in g for e in range(starts[i], starts[i + 1])]
+        if order == sorted(order):
+            return out
         where = [0] * len(order)
         for at, original in enumerate(order):
             where[original] = at
