@@ -240,7 +240,7 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
     """``path`` (parquet) as a :class:`Traced` without pandas; raises Unsupported for the pandas path."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)  # pre-buffering holds every row group read
     p = plan(pf.schema_arrow, columns)
     rows = pf.metadata.num_rows
     if rows == 0:
@@ -250,7 +250,7 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
     pieces, bad = [], 0
 
     def scan():
-        return pf.iter_batches(batch_size=BATCH_ROWS, columns=p.columns, use_threads=True)
+        return _ahead(pf.iter_batches(batch_size=BATCH_ROWS, columns=p.columns, use_threads=True))
 
     for batch in scan():
         piece = _piece(batch, p, labels)
@@ -275,6 +275,47 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
                     yield piece.batch(piece.luts(_remap(final, again, labels)))
             return stream
     return _finish(labels, p, shown, rows, bad, batches)
+
+
+def _ahead(batches, depth: int = 2):
+    """``batches``, decoded on a thread up to ``depth`` ahead of the caller (parquet decoding lets go of
+    the GIL, so reading the next row group overlaps converting this one)."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    END = object()
+
+    def work():
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        box.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            box.put(exc)
+            return
+        box.put(END)
+
+    thread = threading.Thread(target=work, name="sitegen parquet reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _release() -> None:

@@ -267,6 +267,8 @@ class _Prepared:
     duplicates: int       # rows with the same (parameter, row, dot, step) as an earlier row of this batch
     low: int = 0          # the batch's smallest and largest step
     high: int = 0
+    first: Any = None     # the (parameter, row, dot) indices with a row at the smallest step, and the largest
+    last: Any = None
 
 
 def _prepare(b: Batch, rows: Rows, placed, e_pos, r_pos, shape, bound_names) -> _Prepared:
@@ -304,19 +306,27 @@ def _prepare(b: Batch, rows: Rows, placed, e_pos, r_pos, shape, bound_names) -> 
     model *= R
     model += r
     ordered = s is None or len(s) < 2 or bool((s[1:] >= s[:-1]).all())
+    first = last = None
     if s is None:
         distinct = len(np.unique(model))
     else:
-        steps = np.unique(s)
-        rank = np.searchsorted(steps, s)
-        if P * E * R * len(steps) <= BITMAP_BYTES:
-            bits = np.zeros(P * E * R * len(steps), dtype=bool)
-            bits[model.astype(np.int64) * len(steps) + rank] = True
+        if ordered and len(s):  # steps in runs: each run's rank, without a search per row
+            starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+            n_steps = len(starts)
+            rank = np.repeat(np.arange(n_steps), np.diff(np.append(starts, len(s))))
+        else:
+            steps, rank = np.unique(s, return_inverse=True)
+            n_steps = len(steps)
+        if P * E * R * n_steps <= BITMAP_BYTES:
+            bits = np.zeros(P * E * R * n_steps, dtype=bool)
+            bits[model.astype(np.int64) * n_steps + rank] = True
             distinct = int(np.count_nonzero(bits))
         else:
-            distinct = len(np.unique(model.astype(np.int64) * len(steps) + rank))
+            distinct = len(np.unique(model.astype(np.int64) * n_steps + rank))
+        if len(s):  # the models at the batch's first and last step: a step split between batches
+            first, last = np.unique(model[s == s.min()]), np.unique(model[s == s.max()])
     low, high = (int(s.min()), int(s.max())) if s is not None and len(s) else (0, 0)
-    return _Prepared(model, v, s, ordered, nonfinite, bounds, len(model) - distinct, low, high)
+    return _Prepared(model, v, s, ordered, nonfinite, bounds, len(model) - distinct, low, high, first, last)
 
 
 def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_pos, shape: tuple[int, int, int],
@@ -341,7 +351,7 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
     nonfinite = np.zeros(P, dtype=np.int64)
     bounds = {name: np.full(P, np.nan) for name in bound_names}
     key = (rows.key(), placed.tobytes(), e_pos.tobytes(), r_pos.tobytes(), shape, tuple(bound_names))
-    spans = []   # per batch with rows: (lowest step, highest step, duplicates within it)
+    spans = []   # per batch with rows: (lowest step, highest step, duplicates within it, first, last)
     kept = dropped = 0
 
     def prepared(b):
@@ -369,7 +379,7 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
             dropped += 1
         n = len(model)
         if len(prep.model):
-            spans.append((prep.low, prep.high, prep.duplicates))
+            spans.append((prep.low, prep.high, prep.duplicates, prep.first, prep.last))
         if not n:
             continue
         kept += n
@@ -398,11 +408,25 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         has[touched] = True
     # duplicates: batch by batch when no rows were dropped and the batches' steps follow each other
     # (what a tracer writes); otherwise over every row at once
-    if not dropped and all(a[1] < b[0] for a, b in zip(spans, spans[1:])):
-        duplicates = sum(d for _, _, d in spans)
+    if not dropped and _chained(spans):
+        # batches in step order, a step split between two of them at most: the duplicates of each,
+        # and of each split step, the rows both halves have
+        duplicates = sum(d for _, _, d, _, _ in spans) + sum(
+            len(np.intersect1d(a[4], b[3], assume_unique=True)) for a, b in zip(spans, spans[1:]) if a[1] == b[0])
     else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
         duplicates = kept - _distinct((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
+
+
+def _chained(spans) -> bool:
+    """Batches whose steps follow each other, a step shared only by two neighbours (never a batch of
+    one step between two that share it)."""
+    for i, (a, b) in enumerate(zip(spans, spans[1:])):
+        if a[1] > b[0] or a[0] is None:
+            return False
+        if a[1] == b[0] and (a[0] == a[1] or b[0] == b[1] or a[3] is None):
+            return False
+    return True
 
 
 def _distinct(prepared: Iterable[_Prepared], frame_steps, all_steps, models: int) -> int:

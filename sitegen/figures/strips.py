@@ -310,6 +310,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     exp_title = opts.experiment_title or "experiment"
     run_title = opts.run_title or "run"
     single_exp = E == 1 and exps == ["all"]
+    blob = _encode_meanwhile(fr, opts) if F > 1 else None   # gzip lets the HTML be written meanwhile
     html = _render_html(template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title, single_exp,
                         scalar)
     step_text = ""
@@ -336,11 +337,39 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     }
     if traced.has_step:
         fig.island["steps"] = [int(s) for s in frame_steps]
-    if F > 1:
-        codes = encode.quantize(fr, opts.bits)
-        fig.frames_blob = encode.encode(codes, opts.bits, level=1 if opts.partial else 9)
+    if blob is not None:
+        fig.frames_blob = blob()
         fig.island["bits"] = opts.bits
     return fig
+
+
+def _encode_meanwhile(fr, opts: StripOptions):
+    """Start encoding the animation on a thread (zlib lets go of the GIL); returns a call giving the bytes.
+    Big figures only: a thread costs more than a small figure's whole encoding."""
+    import threading
+
+    codes = encode.quantize(fr, opts.bits)
+    level = 1 if opts.partial else 9
+    if codes.size < 200_000:
+        done = encode.encode(codes, opts.bits, level=level)
+        return lambda: done
+    out: dict = {}
+
+    def work():
+        try:
+            out["blob"] = encode.encode(codes, opts.bits, level=level)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=work, name="sitegen figure gzip", daemon=True)
+    thread.start()
+
+    def result() -> bytes:
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["blob"]
+    return result
 
 
 def _fixed_range(name: str, placeholders, opts: StripOptions):
