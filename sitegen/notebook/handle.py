@@ -57,7 +57,8 @@ class _Handle:
         self._streamed = False                   # live messages went out since the last full drawing
         self._held: Drawn | None = None          # the drawing every shown copy holds (None: they differ)
         self._last_send = 0.0
-        self._live = None
+        self._live_state = None                  # what live updates of the current drawing need (views)
+        self._live_from: Drawn | None = None     # the drawing it is made from, when first needed
         #: what went to the browser after the first showing: (kind, bytes) per message (the last 10,000),
         #: for tests and benchmarks
         self.sent: deque[tuple[str, int]] = deque(maxlen=10_000)
@@ -100,6 +101,17 @@ class _Handle:
 
     def _after_draw(self, drawn: Drawn) -> None:
         pass
+
+    @property
+    def _live(self):
+        """The live state of the drawing shown (None: rows arriving redraw the figure), made on first use."""
+        if self._live_from is not None:
+            drawn, self._live_from = self._live_from, None
+            self._live_state = self._make_live(drawn)
+        return self._live_state
+
+    def _make_live(self, drawn: Drawn):  # pragma: no cover - charts have none
+        return None
 
     # -- what a cell shows -------------------------------------------------------------------------
     def _bundle(self, n: int) -> dict:

@@ -108,8 +108,9 @@ def split(drawn) -> Parts | None:
         return "<island/>"
 
     parts.shape = _PARTS.sub(take, drawn.html)
-    if bad or len(strips) != len(parts.axes):
-        return None
+    dots = sum(len(r) for r in parts.island_shape.get("runs", [])) * len(strips)
+    if bad or len(strips) != len(parts.axes) or len(parts.x) != dots:
+        return None  # markup we did not expect (raw SVG in a caption?): redraw rather than guess
     for i, s in enumerate(strips):
         parts.axes[i] += [s["lo"], s["hi"], s["zero"]]
         parts.labels.append(s["label"])

@@ -47,12 +47,16 @@ class Figure(_Handle):
         return f"<sitegen figure: {phs} placeholder(s), {exps} experiment(s), {runs} run(s){at}>"
 
     def _after_draw(self, drawn: Drawn) -> None:
-        self._live = None
-        if drawn.ok and drawn.island is not None and drawn.traced is not None and drawn.traced.has_step:
-            try:
-                self._live = _LiveExpression(drawn, self._template, self._options)
-            except Exception:  # pragma: no cover - live updates fall back to full redraws
-                self._live = None
+        # made when rows are first appended to this drawing: a figure that only gets new tables never needs it
+        self._live_state = None
+        self._live_from = drawn if (drawn.ok and drawn.island is not None and drawn.traced is not None
+                                    and drawn.traced.has_step) else None
+
+    def _make_live(self, drawn: Drawn):
+        try:
+            return _LiveExpression(drawn, self._template, self._options)
+        except Exception:  # pragma: no cover - live updates fall back to full redraws
+            return None
 
     def _delta(self, pending):
         import pandas as pd
