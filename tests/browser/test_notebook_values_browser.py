@@ -198,3 +198,32 @@ def test_a_values_message_for_another_drawing_is_not_applied(browser, sent):
         assert page.errors == []
     finally:
         ctx.close()
+
+
+def test_a_reader_who_scrubbed_back_sees_the_new_values_at_their_step(browser, sent):
+    fig = figure(rows(STEPS), TEMPLATE, interval=0)
+    fig._ipython_display_()
+    new = random_table(7)
+    fig.update(new)
+    ctx, page = open_page(browser)
+    page.set_content(PAGE.format(outputs=""))
+    ctx2, page2 = fresh_page(browser, new)
+    try:
+        show(page, sent.log[0][2]["text/html"], sent.log[0][1])
+        for p in (page, page2):
+            p.locator("input.sg-scrub").focus()
+            p.keyboard.press("Home")
+            p.keyboard.press("ArrowRight")
+            settle(p)
+        before = snap(page)
+        show(page, sent.log[1][2]["text/html"], sent.log[1][1])
+        rev = re.search(r'data-sg-rev="([0-9a-f]+)"', fig._render().html).group(1)
+        page.wait_for_function(f"() => document.querySelector('figure.sg-expression').dataset.sgRev === '{rev}'")
+        settle(page)
+        assert page.locator(".sg-steplabel").inner_text() == "Step 10 of 290"  # still where the reader was
+        assert snap(page) != before and snap(page) == snap(page2)
+        assert page.evaluate(TIPS, [10, 2]) == page2.evaluate(TIPS, [10, 2])
+        assert page.errors == [] and page2.errors == []
+    finally:
+        ctx.close()
+        ctx2.close()
