@@ -408,25 +408,29 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         has[touched] = True
     # duplicates: batch by batch when no rows were dropped and the batches' steps follow each other
     # (what a tracer writes); otherwise over every row at once
-    if not dropped and _chained(spans):
-        # batches in step order, a step split between two of them at most: the duplicates of each,
-        # and of each split step, the rows both halves have
-        duplicates = sum(d for _, _, d, _, _ in spans) + sum(
-            len(np.intersect1d(a[4], b[3], assume_unique=True)) for a, b in zip(spans, spans[1:]) if a[1] == b[0])
+    across = _across(spans) if not dropped else None
+    if across is not None:  # batches in step order (what a tracer writes): each one's, and a split step's
+        duplicates = sum(d for _, _, d, _, _ in spans) + across
     else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
         duplicates = kept - _distinct((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
 
 
-def _chained(spans) -> bool:
-    """Batches whose steps follow each other, a step shared only by two neighbours (never a batch of
-    one step between two that share it)."""
-    for i, (a, b) in enumerate(zip(spans, spans[1:])):
-        if a[1] > b[0] or a[0] is None:
-            return False
-        if a[1] == b[0] and (a[0] == a[1] or b[0] == b[1] or a[3] is None):
-            return False
-    return True
+def _across(spans) -> int | None:
+    """Duplicates between batches whose steps follow each other (each batch's first step may be the
+    previous one's last): per shared step, the (parameter, row, dot) indices several batches have there.
+    None when the batches' steps interleave (or there are none)."""
+    import numpy as np
+
+    shared: dict[int, list] = {}
+    for i, (low, high, _, first, last) in enumerate(spans):
+        if first is None or (i and spans[i - 1][1] > low):
+            return None
+        shared.setdefault(low, []).append(first)
+        if high != low:
+            shared.setdefault(high, []).append(last)
+    return sum(sum(len(m) for m in models) - len(np.unique(np.concatenate(models)))
+               for models in shared.values() if len(models) > 1)
 
 
 def _distinct(prepared: Iterable[_Prepared], frame_steps, all_steps, models: int) -> int:
