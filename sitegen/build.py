@@ -20,20 +20,16 @@ import hashlib
 import os
 import pickle
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from sitegen.config import load_config
-from sitegen.content import Post, discover, load
-from sitegen.context import PageContext
+from sitegen.content import Post, discover
 from sitegen.errors import BuildError, Problem, Report, SiteError
 from sitegen.paths import realpath_in
-from sitegen.stages import CACHE_NAME, PACKAGE_DIR, RESERVED_URLS, BuildResult, PageOut, Parsed
+from sitegen.stages import CACHE_NAME, PACKAGE_DIR, RESERVED_URLS, BuildResult, PageOut
 from sitegen.stages import resolve_href as _resolve_href
-from sitegen.stages import digest as _digest
-
-PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
+from sitegen.workers import stamp as _stamp
 
 
 def _code_version() -> str:
@@ -43,77 +39,6 @@ def _code_version() -> str:
             # (not used by the build itself)
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
-
-
-#: how long the preview keeps a figure's old data file after a redraw replaced it (seconds)
-STALE_DATA_GRACE = 30.0
-
-
-def _stamp(path: str | Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-# ----------------------------------------------------------------------------------------------
-# the parse stage (runs in workers)
-
-_WORK: dict = {}
-
-
-def _parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = False) -> Parsed:
-    from sitegen import markdown
-
-    ctx = PageContext(path=post.rel, root=root, source_dir=post.source.parent)
-    ctx.meta["live"] = live
-    ctx.meta["md_targets"] = md_targets
-    ctx.meta["md_links"] = {}
-    from sitegen import jekyll
-
-    body = jekyll.preprocess(post, ctx, md_targets)  # Liquid, when the site asks for it
-    rendered = markdown.render(body, ctx, post.line_offset)
-    excerpt = jekyll.excerpt(body, jekyll.excerpt_separator(post, md_targets), ctx)
-    if excerpt is not None:
-        rendered.excerpt_html = excerpt
-    if ctx.meta.get("has_figures"):
-        from sitegen import thumbnail
-
-        for stem, picture in thumbnail.pictures(rendered.html).items():  # still pictures for the feed
-            ctx.add_file(stem, picture, ".svg")
-    deps = {d: _stamp(d) for d in sorted(ctx.deps)}
-    return Parsed(
-        html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,
-        problems=ctx.problems, deps=deps, files=ctx.files, scripts=ctx.scripts,
-        md_links=ctx.meta["md_links"],
-        data_mode=None if ctx.catalog is None else ("live" if live else "static"),
-        reads_run=bool(ctx.meta.get("read_live")),
-    )
-
-
-def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
-    """Parse a post if it changed, then render its page: the per-post work, run in a worker."""
-    i, need_parse = job
-    post = _WORK["posts"][i]
-    try:
-        if need_parse:
-            parsed = _parse_post(post, _WORK["root"], _WORK["md_targets"], _WORK["live"])
-            parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
-                                 sorted(parsed.md_links.items()), _WORK["version"])
-        else:
-            parsed = _WORK["parsed"][post.rel][1]
-        page, problems = _WORK["renderer"].render_post_page(post, parsed)
-        return i, (parsed if need_parse else None), page, problems
-    except RecursionError:
-        return i, None, None, [Problem(post.rel, None, "the post nests too deeply to render (thousands of nested "
-                                                       "lists, quotes, brackets or parentheses?); flatten it")]
-    except Exception as exc:  # a bug of ours must not hide the other posts' results
-        import traceback
-
-        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return i, None, None, [Problem(post.rel, None, f"internal error while rendering: {detail} "
-                                                       "(please report this with the post attached)")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,23 +144,32 @@ class Builder:
         renderer = Renderer(self, config, posts, out_dir, report)
         renderer.check_layouts()
         renderer.prepare()
-        parsed_now = self._process_posts(posts, renderer, report)
-        pages = renderer.render_all()
-        self._check_links(pages, report)
-
-        from sitegen.provenance_hook import stale_data_warnings
-
-        report.extend(stale_data_warnings(self.root, self.cache["parsed"], posts))
-        problems = sorted(set(report.problems), key=lambda p: (p.path, p.line or 0, p.message))
-        if any(p.level == "error" for p in problems):
-            raise BuildError(problems)
+        tree = None
         try:
-            written, removed = self._write(pages, out_dir, in_place)
-        except OSError as exc:  # a full disk, a read-only folder: the previous site is still whole
-            what = exc.strerror or str(exc)
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise BuildError([Problem(str(out_dir), None, f"cannot write the site: {what}{where}; "
-                                                          "the previous site was left as it was")]) from None
+            if not in_place and not any(p.level == "error" for p in report.problems):
+                from sitegen.write import start_tree
+
+                try:
+                    tree = start_tree(out_dir)  # the workers write the post pages into it as they go
+                except OSError as exc:
+                    raise _cannot_write(exc, out_dir) from None
+            parsed_now = self._process_posts(posts, renderer, report, tree)
+            pages = renderer.render_all()
+            self._check_links(pages, report)
+
+            from sitegen.provenance_hook import stale_data_warnings
+
+            report.extend(stale_data_warnings(self.root, self.cache["parsed"], posts))
+            problems = sorted(set(report.problems), key=lambda p: (p.path, p.line or 0, p.message))
+            if any(p.level == "error" for p in problems):
+                raise BuildError(problems)
+            try:
+                written, removed = self._write(pages, out_dir, in_place, tree)
+            except OSError as exc:
+                raise _cannot_write(exc, out_dir) from None
+        finally:
+            if tree is not None and os.path.lexists(tree):  # not switched in: a failed build writes nothing
+                shutil.rmtree(tree, ignore_errors=True)
         renderer.remember(self.cache["parsed"])
         if self.autosave:
             self._save_cache()
@@ -272,17 +206,23 @@ class Builder:
     def _load_posts(self, report: Report) -> list[Post]:
         cache = self.cache["posts"]
         hint = self._hint
-        posts, seen = [], set()
-        for path in self._post_sources(cache):
+        posts, seen, todo = [], set(), []
+        sources = self._post_sources(cache)
+        for path in sources:
             key = str(path)
             seen.add(key)
             hit = cache.get(key)
             stamp = hit[0] if hint is not None and hit is not None and key not in hint else _stamp(path)
-            if hit and hit[0] == stamp:
-                post, problems = hit[1], hit[2]
-            else:
-                post, problems = load(path, self.root)
-                cache[key] = (stamp, post, problems)
+            if not (hit and hit[0] == stamp):
+                todo.append((key, path, stamp))
+        if todo:
+            from sitegen.workers import load_posts
+
+            loaded = dict(load_posts([(key, path) for key, path, _ in todo], self.root, self.workers))
+            for key, _, stamp in todo:
+                cache[key] = (stamp, *loaded[key])
+        for path in sources:
+            _, post, problems = cache[str(path)]
             report.extend(problems)
             if post is not None:
                 posts.append(post)
@@ -350,7 +290,7 @@ class Builder:
         targets[SITE_KEY] = getattr(self, "_site_settings", None)
         return targets
 
-    def _process_posts(self, posts: list[Post], renderer, report: Report) -> list[str]:
+    def _process_posts(self, posts: list[Post], renderer, report: Report, tree: Path | None = None) -> list[str]:
         """Parse the posts that changed and render the post pages whose inputs changed, in workers."""
         md_targets = self._md_targets(posts)
         parsed_cache = self.cache["parsed"]
@@ -367,7 +307,12 @@ class Builder:
                 jobs.append((i, True))
         parsed_now = []
         if jobs:
-            for i, parsed, page, problems in self._run_jobs(posts, jobs, md_targets, renderer):
+            from sitegen.workers import run_posts
+
+            for i, parsed, page, problems in run_posts(
+                    posts, jobs, self.workers, root=self.root, md_targets=md_targets, renderer=renderer,
+                    live=self.preview, parsed=parsed_cache, version=self.cache["version"],
+                    tree=None if tree is None else str(tree)):
                 post = posts[i]
                 report.extend(problems)
                 if parsed is not None:
@@ -405,23 +350,6 @@ class Builder:
             return False
         return not parsed.md_links or all(md_targets.get(src) == url for src, url in parsed.md_links.items())
 
-    def _run_jobs(self, posts, jobs, md_targets, renderer):
-        _WORK.update(posts=posts, root=self.root, md_targets=md_targets, renderer=renderer, live=self.preview,
-                     parsed=self.cache["parsed"], version=self.cache["version"])
-        try:
-            if self.workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and sys.platform != "win32":
-                import multiprocessing as mp
-
-                ctx = mp.get_context("fork")
-                chunk = max(1, len(jobs) // (self.workers * 8))
-                with ctx.Pool(self.workers, initializer=_ignore_interrupt) as pool:
-                    yield from pool.imap_unordered(_post_job, jobs, chunksize=chunk)
-            else:
-                for job in jobs:
-                    yield _post_job(job)
-        finally:
-            _WORK.clear()
-
     # -- stage 4: links -----------------------------------------------------------------------------
     def _check_links(self, pages: dict[str, PageOut], report: Report) -> None:
         ids_by_page = {path: page.ids for path, page in pages.items()}
@@ -430,10 +358,11 @@ class Builder:
         # A page that did not change needs no new check unless a page it could link to changed its ids
         # or pages came or went (the previous build checked it against the same site).
         same_site = set(old) == set(pages) and all(
-            page.data is None or old[rel][2] == page.ids for rel, page in pages.items() if rel.endswith(".html"))
+            page.data is None and not page.written or old[rel][2] == page.ids
+            for rel, page in pages.items() if rel.endswith(".html"))
         # Posts first: a broken link in an excerpt is reported once, at the post it came from.
         for path, page in sorted(pages.items(), key=lambda kv: kv[1].source is None):
-            if same_site and page.data is None:
+            if same_site and page.data is None and not page.written:
                 continue
             base = "/" + path
             for href, line in page.links:
@@ -457,124 +386,31 @@ class Builder:
                 report.error(page.source or path, line, message)
 
     # -- stage 5: write ------------------------------------------------------------------------------
-    def _write(self, pages: dict[str, PageOut], out_dir: Path, in_place: bool):
+    def _write(self, pages: dict[str, PageOut], out_dir: Path, in_place: bool, tree: Path | None = None):
         """Write the site: into a fresh folder swapped in whole at the end (``sitegen build``; see
-        :mod:`sitegen.output`), or in place, each changed file staged and renamed (the preview)."""
+        :mod:`sitegen.write`), or in place, each changed file staged and renamed (the preview)."""
         import secrets
+
+        from sitegen import write
 
         old_pages = self.cache.get("pages", {})
         build_id = secrets.token_hex(8)
         if in_place:
-            written, removed = self._write_staged(pages, out_dir, old_pages, build_id)
+            written, removed = write.write_staged(self, pages, out_dir, old_pages, build_id)
         else:
-            written, removed = self._write_swap(pages, out_dir, old_pages, build_id)
+            written, removed = write.write_swap(pages, out_dir, old_pages, build_id, tree)
         self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
         self.cache["out_dir"] = str(out_dir)
         self.cache["build_id"] = build_id
         return written, removed
 
-    def _write_staged(self, pages, out_dir: Path, old_pages, build_id: str):
-        from sitegen import output
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not self._swept:
-            output.sweep_staged(out_dir)  # what a killed write left half-staged
-            self._swept = True
-        marker = out_dir / output.MARKER
-        staged: list[tuple[Path, Path]] = []
-        try:
-            trusted = self._hint is not None  # the previous build wrote them; nothing else touches them
-            for rel, page in pages.items():
-                if page.data is None and trusted:
-                    continue
-                dest = out_dir / rel
-                if page.data is None and dest.exists():
-                    continue
-                if page.data is None:
-                    raise RuntimeError(f"missing unchanged output {rel}")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-                tmp.write_bytes(page.data)
-                staged.append((tmp, dest))
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise
-        # Half renamed, the folder matches no build: a marker naming none says so to the next one.
-        _replace_bytes(marker, output.marker_bytes("in-progress"))
-        for tmp, dest in staged:
-            os.replace(tmp, dest)
-        removed = []
-        unlinked = False
-        now = time.monotonic()
-        for rel in set(old_pages) - set(pages):
-            if self.preview and rel.endswith(".bin"):
-                # An open tab may be fetching the figure data its page named a moment ago, while a
-                # training run redraws the figure every quarter second: let the old data outlive it.
-                self._doomed.setdefault(rel, now)
-                removed.append(rel)
-                continue
-            try:
-                (out_dir / rel).unlink()
-                removed.append(rel)
-                unlinked = True
-            except FileNotFoundError:
-                pass
-        for rel, since in list(self._doomed.items()):
-            if rel in pages:
-                del self._doomed[rel]
-            elif now - since > STALE_DATA_GRACE:
-                del self._doomed[rel]
-                (out_dir / rel).unlink(missing_ok=True)
-        if unlinked:
-            _prune_empty_dirs(out_dir)
-        _replace_bytes(marker, output.marker_bytes(build_id))
-        return [str(dest.relative_to(out_dir)) for _, dest in staged], sorted(removed)
-
-    def _write_swap(self, pages, out_dir: Path, old_pages, build_id: str):
-        from sitegen import output
-
-        output.recover(out_dir)
-        output.sweep(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        new = output.temp_name(out_dir, "new")
-        new.mkdir()
-        written = []
-        try:
-            made_dirs = {new}
-            for rel, page in pages.items():
-                dest = new / rel
-                if dest.parent not in made_dirs:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    made_dirs.add(dest.parent)
-                if page.data is None:
-                    output.link_or_copy(out_dir / rel, dest)
-                    continue
-                dest.write_bytes(page.data)
-                written.append(rel)
-            (new / output.MARKER).write_bytes(output.marker_bytes(build_id))  # last: the tree is complete
-        except BaseException:
-            shutil.rmtree(new, ignore_errors=True)
-            raise
-        old = output.switch(new, out_dir)
-        if old is not None:
-            output.remove_later(old)
-        return written, sorted(set(old_pages) - set(pages))
-
-
-def _replace_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _ignore_interrupt() -> None:
-    """In parse workers: Ctrl-C is the parent's to handle (it stops the pool), not a traceback
-    from every worker; and the pool's SIGTERM just ends a worker, whatever the parent made of it."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _cannot_write(exc: OSError, out_dir: Path) -> BuildError:
+    """A full disk, a read-only folder: the previous site is still whole."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return BuildError([Problem(str(out_dir), None, f"cannot write the site: {what}{where}; "
+                                                   "the previous site was left as it was")])
 
 
 def _peek_out_dir(path: Path) -> str | None:
@@ -583,12 +419,3 @@ def _peek_out_dir(path: Path) -> str | None:
             return pickle.load(f).get("out_dir")
     except Exception:
         return None
-
-
-def _prune_empty_dirs(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        if not dirnames and not filenames and Path(dirpath) != root:
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass

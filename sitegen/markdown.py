@@ -118,6 +118,23 @@ def _formatter():
     return HtmlFormatter(nowrap=True)  # building its style table costs more than highlighting a block
 
 
+FENCE_LANG = re.compile(r"^[ \t>]*(?:```+|~~~+)[ \t]*([\w+#.-]+)", re.M)
+
+
+def warm(bodies=()) -> None:
+    """Do once what the first post would: the highlighter's formatter and the lexers of the languages
+    the ``bodies`` fence, the math converter's imports (a builder calls this before forking workers,
+    which then share the result instead of each setting it up)."""
+    _formatter()
+    langs = set()
+    for body in bodies:
+        if "```" in body or "~~~" in body:
+            langs.update(FENCE_LANG.findall(body))
+    for lang in sorted(langs)[:32]:
+        _lexer(lang)  # (a regex lexer compiles its rules when made)
+    _convert_math("x", False)
+
+
 def highlight(code: str, lang: str, linenos: bool = False) -> str:
     from pygments import highlight as pyg_highlight
 

@@ -348,7 +348,7 @@ class Renderer:
                 out = self.pages.get(rel)
                 if out is None:
                     break
-                outputs[rel] = out if out.data is None else PageOut(out.key, None, out.links, out.ids, out.source)
+                outputs[rel] = PageOut(out.key, None, out.links, out.ids, out.source)  # (as it is now on disk)
             else:
                 newer, older = self.neighbours.adjacent(post.rel)
                 memo[post.rel] = (post, hit, self.base_key, newer, older, outputs)

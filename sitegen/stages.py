@@ -40,6 +40,7 @@ class PageOut:
     links: list[tuple[str, int | None]] = field(default_factory=list)
     ids: frozenset = frozenset()
     source: str | None = None                # the post it came from, for messages
+    written: bool = False                    # a worker already wrote it into the new tree (data is None)
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""The per-post work of a build, run in worker processes: load a post, parse it, render its page and
+write that page straight into the new site's folder.
+
+:mod:`sitegen.build` decides what to do and gathers the results; this module does it, in forked
+processes when there is enough of it (a pool costs more than it saves below
+:data:`PARALLEL_THRESHOLD` posts), in the builder's own process otherwise. What a worker needs is
+put in :data:`_WORK` before the fork, so it is shared copy-on-write instead of sent to each worker.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from sitegen.content import Post, load
+from sitegen.context import PageContext
+from sitegen.errors import Problem
+from sitegen.stages import PageOut, Parsed
+from sitegen.stages import digest as _digest
+
+PARALLEL_THRESHOLD = 64  # fewer posts than this to parse: not worth starting processes
+
+_WORK: dict = {}
+
+
+def stamp(path: str | Path) -> tuple[int, int] | None:
+    """A file's modification time and size: what says it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = False) -> Parsed:
+    from sitegen import jekyll, markdown
+
+    ctx = PageContext(path=post.rel, root=root, source_dir=post.source.parent)
+    ctx.meta["live"] = live
+    ctx.meta["md_targets"] = md_targets
+    ctx.meta["md_links"] = {}
+    body = jekyll.preprocess(post, ctx, md_targets)  # Liquid, when the site asks for it
+    rendered = markdown.render(body, ctx, post.line_offset)
+    excerpt = jekyll.excerpt(body, jekyll.excerpt_separator(post, md_targets), ctx)
+    if excerpt is not None:
+        rendered.excerpt_html = excerpt
+    if ctx.meta.get("has_figures"):
+        from sitegen import thumbnail
+
+        for stem, picture in thumbnail.pictures(rendered.html).items():  # still pictures for the feed
+            ctx.add_file(stem, picture, ".svg")
+    deps = {d: stamp(d) for d in sorted(ctx.deps)}
+    return Parsed(
+        html=rendered.html, toc=rendered.toc, excerpt_html=rendered.excerpt_html,
+        problems=ctx.problems, deps=deps, files=ctx.files, scripts=ctx.scripts,
+        md_links=ctx.meta["md_links"],
+        data_mode=None if ctx.catalog is None else ("live" if live else "static"),
+        reads_run=bool(ctx.meta.get("read_live")),
+    )
+
+
+def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
+    """Parse a post if it changed, then render its page: the per-post work, run in a worker."""
+    i, need_parse = job
+    post = _WORK["posts"][i]
+    try:
+        if need_parse:
+            parsed = parse_post(post, _WORK["root"], _WORK["md_targets"], _WORK["live"])
+            parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
+                                 sorted(parsed.md_links.items()), _WORK["version"])
+        else:
+            parsed = _WORK["parsed"][post.rel][1]
+        page, problems = _WORK["renderer"].render_post_page(post, parsed)
+        if page is not None and _WORK.get("tree") is not None:
+            page = _write_page(_WORK["tree"], f"{post.folder}index.html", page)
+        return i, (parsed if need_parse else None), page, problems
+    except RecursionError:
+        return i, None, None, [Problem(post.rel, None, "the post nests too deeply to render (thousands of nested "
+                                                       "lists, quotes, brackets or parentheses?); flatten it")]
+    except Exception as exc:  # a bug of ours must not hide the other posts' results
+        import traceback
+
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return i, None, None, [Problem(post.rel, None, f"internal error while rendering: {detail} "
+                                                       "(please report this with the post attached)")]
+
+
+def _write_page(tree: str, rel: str, page: PageOut) -> PageOut:
+    """Write a page into the new site's folder (not yet the output: nothing a reader sees) and send
+    back only what the parent needs to know about it. A write that fails is left to the parent,
+    which writes the page again and reports the failure as every other failed write."""
+    dest = f"{tree}/{rel}"
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as f:
+            f.write(page.data)
+    except OSError:
+        return page
+    return PageOut(page.key, None, page.links, page.ids, page.source, written=True)
+
+
+def run_posts(posts, jobs, workers: int, **work):
+    """Yield ``(i, parsed, page, problems)`` for each ``(i, need_parse)`` job, in any order."""
+    _WORK.update(posts=posts, **work)
+    try:
+        if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and sys.platform != "win32":
+            _warm(work["renderer"], [posts[i] for i, _ in jobs])
+            ctx = _fork_context()
+            chunk = max(1, len(jobs) // (workers * 8))
+            with ctx.Pool(workers, initializer=_ignore_interrupt) as pool:
+                yield from pool.imap_unordered(_post_job, jobs, chunksize=chunk)
+        else:
+            for job in jobs:
+                yield _post_job(job)
+    finally:
+        _WORK.clear()
+
+
+def _warm(renderer, posts) -> None:
+    """Set up once, before the fork, what every worker would otherwise set up for itself: the
+    MarkdownIt instance, the highlighter's formatter, the math converter's imports, the page
+    templates. The workers share it copy-on-write."""
+    from sitegen import markdown
+
+    markdown.markdown()
+    markdown.warm(p.body for p in posts)
+    for layout in {renderer.layout_fallback.get(p.layout, p.layout) for p in posts}:
+        try:
+            renderer.env.get_template(f"{layout}.html")
+        except Exception:
+            pass  # the worker reports it, with the post that uses it
+
+
+def _load_job(chunk: list[tuple[str, Path]]):
+    root = _WORK["root"]
+    return [(key, load(path, root)) for key, path in chunk]
+
+
+def load_posts(todo: list[tuple[str, Path]], root: Path, workers: int):
+    """``(key, (post, problems))`` for each ``(key, path)``: :func:`sitegen.content.load`, in
+    workers when there are many (a cold build reads thousands of posts)."""
+    if workers <= 1 or len(todo) < 4 * PARALLEL_THRESHOLD or sys.platform == "win32":
+        return [(key, load(path, root)) for key, path in todo]
+    _WORK.update(root=root)
+    try:
+        n = workers * 4
+        chunks = [todo[k::n] for k in range(n)]
+        with _fork_context().Pool(workers, initializer=_ignore_interrupt) as pool:
+            return [item for part in pool.map(_load_job, chunks, chunksize=1) for item in part]
+    finally:
+        _WORK.clear()
+
+
+def _fork_context():
+    import multiprocessing as mp
+
+    return mp.get_context("fork")
+
+
+def _ignore_interrupt() -> None:
+    """In workers: Ctrl-C is the parent's to handle (it stops the pool), not a traceback from every
+    worker; and the pool's SIGTERM just ends a worker, whatever the parent made of it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
