@@ -144,13 +144,13 @@ class Builder:
         renderer = Renderer(self, config, posts, out_dir, report)
         renderer.check_layouts()
         renderer.prepare()
-        tree = None
+        tree, self._spare_pages = None, None
         try:
             if not in_place and not any(p.level == "error" for p in report.problems):
                 from sitegen.write import start_tree
 
-                try:
-                    tree = start_tree(out_dir)  # the workers write the post pages into it as they go
+                try:  # the workers write the post pages into it as they go
+                    tree, self._spare_pages = start_tree(out_dir, self.cache.pop("spare", None))
                 except OSError as exc:
                     raise _cannot_write(exc, out_dir) from None
             parsed_now = self._process_posts(posts, renderer, report, tree)
@@ -312,7 +312,7 @@ class Builder:
             for i, parsed, page, problems in run_posts(
                     posts, jobs, self.workers, root=self.root, md_targets=md_targets, renderer=renderer,
                     live=self.preview, parsed=parsed_cache, version=self.cache["version"],
-                    tree=None if tree is None else str(tree)):
+                    tree=None if tree is None else str(tree), spare=self._spare_pages is not None):
                 post = posts[i]
                 report.extend(problems)
                 if parsed is not None:
@@ -360,14 +360,23 @@ class Builder:
         same_site = set(old) == set(pages) and all(
             page.data is None and not page.written or old[rel][2] == page.ids
             for rel, page in pages.items() if rel.endswith(".html"))
+        # Most links (the header's, the tags', the neighbours') are on every page: each href that means
+        # the same on every page, and each target, is checked once.
+        good_hrefs: set[str] = set()
+        good_targets: set[tuple[str, str | None]] = set()
         # Posts first: a broken link in an excerpt is reported once, at the post it came from.
         for path, page in sorted(pages.items(), key=lambda kv: kv[1].source is None):
             if same_site and page.data is None and not page.written:
                 continue
             base = "/" + path
             for href, line in page.links:
+                if href in good_hrefs:
+                    continue
                 target, anchor = _resolve_href(base, href)
-                if target is None:
+                absolute = not href or href[0] == "/" and href[:2] != "//" or target is None
+                if target is None or (target, anchor) in good_targets:
+                    if absolute:
+                        good_hrefs.add(href)
                     continue
                 candidates = [target] if not target.endswith("/") else [target + "index.html"]
                 if not target.endswith("/") and "." not in target.rsplit("/", 1)[-1]:
@@ -378,6 +387,9 @@ class Builder:
                 elif anchor and found.endswith(".html") and anchor not in ids_by_page[found]:
                     message = f"broken link '{href}': {found} has no element with id '{anchor}'"
                 else:
+                    good_targets.add((target, anchor))
+                    if absolute:
+                        good_hrefs.add(href)
                     continue
                 key = f"{target}#{anchor}"
                 if page.source is None and key in seen:
@@ -398,7 +410,12 @@ class Builder:
         if in_place:
             written, removed = write.write_staged(self, pages, out_dir, old_pages, build_id)
         else:
-            written, removed = write.write_swap(pages, out_dir, old_pages, build_id, tree)
+            keep = self.cache_path.parent / write.SPARE if self.use_cache else None
+            written, removed, spare = write.write_swap(pages, out_dir, old_pages, build_id, tree,
+                                                       self._spare_pages, keep,
+                                                       self.cache.get("build_id"))
+            if spare is not None:
+                self.cache["spare"] = spare
         self.cache["pages"] = {rel: (page.key, page.links, page.ids, page.source) for rel, page in pages.items()}
         self.cache["out_dir"] = str(out_dir)
         self.cache["build_id"] = build_id

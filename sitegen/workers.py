@@ -72,7 +72,7 @@ def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
             parsed = _WORK["parsed"][post.rel][1]
         page, problems = _WORK["renderer"].render_post_page(post, parsed)
         if page is not None and _WORK.get("tree") is not None:
-            page = _write_page(_WORK["tree"], f"{post.folder}index.html", page)
+            page = _write_page(_WORK["tree"], f"{post.folder}index.html", page, _WORK.get("spare"))
         return i, (parsed if need_parse else None), page, problems
     except RecursionError:
         return i, None, None, [Problem(post.rel, None, "the post nests too deeply to render (thousands of nested "
@@ -85,12 +85,16 @@ def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
                                                        "(please report this with the post attached)")]
 
 
-def _write_page(tree: str, rel: str, page: PageOut) -> PageOut:
+def _write_page(tree: str, rel: str, page: PageOut, spare: bool = False) -> PageOut:
     """Write a page into the new site's folder (not yet the output: nothing a reader sees) and send
     back only what the parent needs to know about it. A write that fails is left to the parent,
-    which writes the page again and reports the failure as every other failed write."""
+    which writes the page again and reports the failure as every other failed write. In a spare
+    tree (see :mod:`sitegen.write`) the old file is replaced, never written into: it may be a hard
+    link to the served site's."""
     dest = f"{tree}/{rel}"
     try:
+        if spare and os.path.lexists(dest):
+            os.unlink(dest)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         with open(dest, "wb") as f:
             f.write(page.data)
@@ -106,7 +110,8 @@ def run_posts(posts, jobs, workers: int, **work):
         if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and sys.platform != "win32":
             _warm(work["renderer"], [posts[i] for i, _ in jobs])
             ctx = _fork_context()
-            chunk = max(1, len(jobs) // (workers * 8))
+            # small batches: the last one to finish keeps the other workers idle
+            chunk = max(1, min(16, len(jobs) // (workers * 8)))
             with ctx.Pool(workers, initializer=_ignore_interrupt) as pool:
                 yield from pool.imap_unordered(_post_job, jobs, chunksize=chunk)
         else:

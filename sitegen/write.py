@@ -1,9 +1,15 @@
 """The build's last stage: the site written to its output folder.
 
-``sitegen build`` writes a fresh tree beside the output (:func:`start_tree`; post pages are written
+``sitegen build`` writes a new tree beside the output (:func:`start_tree`; post pages are written
 into it by the workers as they are rendered) and swaps it in whole (:func:`write_swap`, see
 :mod:`sitegen.output` for the promises). The preview writes in place, each changed file staged and
 renamed (:func:`write_staged`). Either way a build that fails writes nothing a reader can see.
+
+The tree a switch replaced is not deleted when the build keeps a cache: it waits in the cache folder
+(:data:`SPARE`) with a record of what each of its files holds, and the next build brings it up to
+date (the files that differ replaced, never written into: unchanged files are hard links shared with
+the site being served) instead of making thousands of folders and links again. A spare whose marker
+does not name the build its record describes is not used.
 """
 from __future__ import annotations
 
@@ -18,20 +24,41 @@ from sitegen import output
 STALE_DATA_GRACE = 30.0
 
 
-def start_tree(out_dir: Path) -> Path:
-    """A new, empty folder beside ``out_dir`` for the next site (leftovers of killed builds swept first)."""
+#: the folder in the build cache where the previous site waits to become the next one
+SPARE = "spare-site"
+
+
+def start_tree(out_dir: Path, spare: dict | None = None) -> tuple[Path, dict | None]:
+    """A folder beside ``out_dir`` for the next site (leftovers of killed builds swept first): the
+    spare tree ``spare`` describes, taken out of the cache folder, or else a new, empty one. Returns
+    the folder and, for a spare, what each of its files holds (``{rel: key}``)."""
     output.recover(out_dir)
     output.sweep(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     new = output.temp_name(out_dir, "new")
+    if spare and spare.get("out_dir") == str(out_dir) and \
+            output.read_marker(Path(spare["path"])).get("build") == spare.get("build"):
+        try:
+            os.rename(spare["path"], new)
+            # From here it is a half-made tree like any other (never published: no marker), and a
+            # build killed while bringing it up to date leaves it to the next build's sweep.
+            os.unlink(new / output.MARKER)
+            return new, spare["pages"]
+        except OSError:
+            shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
-    return new
+    return new, None
 
 
-def write_swap(pages, out_dir: Path, old_pages, build_id: str, new: Path | None = None):
-    """Complete the new tree (unchanged files hard-linked from the current site), mark it, switch."""
+def write_swap(pages, out_dir: Path, old_pages, build_id: str, new: Path | None = None, spare_pages=None,
+               keep=None, old_build: str | None = None):
+    """Complete the new tree (unchanged files hard-linked from the current site; in a spare tree,
+    only the files that differ replaced and those of no page removed), mark it, switch. ``keep``:
+    where to keep the replaced site as the next build's spare (None: delete it); ``old_build``: the
+    build that ``old_pages`` describes. Returns the files
+    written, the files removed, and the record of the kept spare (or None)."""
     if new is None:
-        new = start_tree(out_dir)
+        new, spare_pages = start_tree(out_dir)
     written = []
     try:
         made_dirs = {str(new)}
@@ -41,6 +68,13 @@ def write_swap(pages, out_dir: Path, old_pages, build_id: str, new: Path | None 
                 written.append(rel)
                 continue
             dest = base + rel
+            if spare_pages is not None:
+                if spare_pages.get(rel) == page.key:
+                    if page.data is not None:
+                        written.append(rel)
+                    continue  # the spare's file is this one already
+                if rel in spare_pages:
+                    _unlink(dest)  # replaced, never written into: it may be the served site's file too
             parent = os.path.dirname(dest)
             if parent not in made_dirs:
                 os.makedirs(parent, exist_ok=True)
@@ -51,14 +85,62 @@ def write_swap(pages, out_dir: Path, old_pages, build_id: str, new: Path | None 
             with open(dest, "wb") as f:
                 f.write(page.data)
             written.append(rel)
+        if spare_pages is not None:
+            _remove_stale(new, [rel for rel in spare_pages if rel not in pages])
         (new / output.MARKER).write_bytes(output.marker_bytes(build_id))  # last: the tree is complete
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
     old = output.switch(new, out_dir)
+    kept = None
     if old is not None:
-        output.remove_later(old)
-    return written, sorted(set(old_pages) - set(pages))
+        kept = _keep_spare(old, keep, out_dir, old_pages, old_build)
+        if kept is None:
+            output.remove_later(old)
+    return written, sorted(set(old_pages) - set(pages)), kept
+
+
+def _keep_spare(old: Path, keep: Path | None, out_dir: Path, old_pages, old_build) -> dict | None:
+    """Move the replaced site into the cache folder for the next build, with what its files hold
+    (``old_pages``: the cache's record of the site just replaced, checked against its marker)."""
+    if keep is None or not old_pages:
+        return None
+    build = output.read_marker(old).get("build")
+    if not build or build != old_build:
+        return None
+    try:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(keep):
+            stale = output.temp_name(out_dir, "old")
+            os.rename(keep, stale)
+            output.remove_later(stale)
+        os.rename(old, keep)
+    except OSError:  # another file system, a read-only cache: delete it as before
+        return None
+    return {"path": str(keep), "out_dir": str(out_dir), "build": build,
+            "pages": {rel: entry[0] for rel, entry in old_pages.items()}}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_stale(tree: Path, rels: list[str]) -> None:
+    """Files of the spare that no page of the new site has, and the folders they leave empty."""
+    parents = set()
+    for rel in rels:
+        _unlink(f"{tree}/{rel}")
+        parents.add(os.path.dirname(rel))
+    for parent in sorted(parents, key=len, reverse=True):
+        while parent:
+            try:
+                os.rmdir(f"{tree}/{parent}")
+            except OSError:
+                break  # not empty (or gone)
+            parent = os.path.dirname(parent)
 
 
 def write_staged(builder, pages, out_dir: Path, old_pages, build_id: str):

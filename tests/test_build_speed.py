@@ -60,3 +60,72 @@ def _resolve_href_plain(base, href):
 @given(base=st.sampled_from(["/", "/a/", "/a/b.html", "/post-1/index.html"]), href=HREF)
 def test_resolve_href_matches_the_plain_definition(base, href):
     assert _resolve_href(base, href) == _resolve_href_plain(base, href)
+
+
+# -- the spare tree: the site a switch replaced, brought up to date by the next build ----------------
+
+def _posts(site, n=6):
+    for i in range(n):
+        site.post(f"p{i}.md", f"---\ntitle: P{i}\ndate: 2024-01-{i + 1:02d}\ntags: [t{i % 2}]\n---\n"
+                              f"Text of post {i}, linking [back](/p{max(i - 1, 0)}/).\n")
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".sitegen-output"}
+
+
+def _cached_build(site):
+    """A `sitegen build` with its cache (the conftest helper builds without one), checking that no
+    file outside the output and the cache changed."""
+    import conftest
+
+    exclude = [site.out, site.root / ".sitegen-cache"]
+    before = conftest.snapshot_tree(site.root, exclude)
+    result = conftest.Builder(site.root).build()
+    conftest.assert_untouched(before, conftest.snapshot_tree(site.root, exclude))
+    return result
+
+
+def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(site, tmp_path):
+    _posts(site)
+    for _ in range(2):
+        _cached_build(site)
+    spare = site.root / ".sitegen-cache" / "spare-site"
+    assert spare.is_dir()
+    for step, (name, text) in enumerate([("p2.md", "Edited."), ("p9.md", "New."), ("p2.md", "Edited again.")]):
+        # every file of the served site, hard-linked aside: a write into a shared file would show here
+        served = tmp_path / f"served-{step}"
+        before = _contents(site.out)
+        for rel in before:
+            (served / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(site.out / rel, served / rel)
+        site.post(name, f"---\ntitle: {name}\ndate: 2024-02-01\n---\n{text}\n")
+        reused = os.stat(spare / "static").st_ino
+        _cached_build(site)
+        assert _contents(served) == before, "a build wrote into a file of the site it replaced"
+        assert os.stat(site.out / "static").st_ino == reused  # the spare became the site
+        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))  # as if from nothing
+    (site.root / "content" / "p9.md").unlink()
+    _cached_build(site)
+    assert not (site.out / "p9").exists()
+    assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh-last"))
+
+
+def _fresh(site, out):
+    __import__("conftest").Builder(site.root, out=out, use_cache=False).build()
+    return out
+
+
+def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path):
+    _posts(site)
+    for _ in range(2):
+        _cached_build(site)
+    spare = site.root / ".sitegen-cache" / "spare-site"
+    victim = next(p for p in spare.rglob("index.html"))
+    victim.unlink()
+    victim.write_text("tampered")  # (a new file: the served site's hard link is left alone)
+    (spare / ".sitegen-output").write_text('{"build": "somebody else"}')
+    site.post("p1.md", "---\ntitle: P1\ndate: 2024-01-02\n---\nEdited.\n")
+    _cached_build(site)
+    assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh"))
