@@ -64,6 +64,8 @@ class Builder:
         self.autosave = True
         #: what the renderer computed last time, keyed by the identity of its inputs (in memory only)
         self.memo: dict = {}
+        #: remember what each post produced for the next build of this object (False: there is none)
+        self.keep_memo = True
         self._hint: set[str] | None = None     # files changed since the previous build, if known
         self._scanned = False                  # a build in this process has checked every post
         self._post_paths: list[Path] | None = None
@@ -170,7 +172,8 @@ class Builder:
         finally:
             if tree is not None and os.path.lexists(tree):  # not switched in: a failed build writes nothing
                 shutil.rmtree(tree, ignore_errors=True)
-        renderer.remember(self.cache["parsed"])
+        if self.keep_memo:
+            renderer.remember(self.cache["parsed"])
         if self.autosave:
             self._save_cache()
         result = BuildResult(out_dir, problems, len(pages), written, removed, parsed_now,

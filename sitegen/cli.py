@@ -18,6 +18,7 @@ def cmd_build(args) -> int:
 
     builder = Builder(args.site, out=args.out, drafts=args.drafts, use_cache=not args.no_cache,
                       workers=args.jobs)
+    builder.keep_memo = False  # one build per process: nothing to carry over in memory
     try:
         result = builder.build()
     except BuildError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote  # here, not in Post.folder: asked per page, the import cost more than the work
 
 from sitegen.errors import CONTROL, Problem  # noqa: F401  (CONTROL: for markdown too)
 
@@ -69,8 +70,6 @@ class Post:
     @property
     def folder(self) -> str:
         """Where the page and its files are written, relative to the output folder ('slug/')."""
-        from urllib.parse import unquote
-
         return unquote(self.url.lstrip("/"))
 
     @property
