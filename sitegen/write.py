@@ -43,6 +43,7 @@ def start_tree(out_dir: Path, spare: dict | None = None) -> tuple[Path, dict | N
             # From here it is a half-made tree like any other (never published: no marker), and a
             # build killed while bringing it up to date leaves it to the next build's sweep.
             os.unlink(new / output.MARKER)
+            _remove_unrecorded(new, spare["pages"])
             return new, spare["pages"]
         except OSError:
             shutil.rmtree(new, ignore_errors=True)
@@ -119,6 +120,24 @@ def _keep_spare(old: Path, keep: Path | None, out_dir: Path, old_pages, old_buil
         return None
     return {"path": str(keep), "out_dir": str(out_dir), "build": build,
             "pages": {rel: entry[0] for rel, entry in old_pages.items()}}
+
+
+def _remove_unrecorded(tree: Path, pages) -> None:
+    """Whatever the spare holds that its record does not name (a file put into the served site by
+    hand, a link, an empty folder) goes, so the next site holds its pages and nothing else, exactly as
+    a tree made from nothing would."""
+    root = str(tree)
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            if prefix + name not in pages:
+                _unlink(os.path.join(dirpath, name))
+        if prefix:
+            try:
+                os.rmdir(dirpath)  # only if empty
+            except OSError:
+                pass
 
 
 def _unlink(path: str) -> None:

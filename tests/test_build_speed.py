@@ -129,3 +129,20 @@ def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path)
     site.post("p1.md", "---\ntitle: P1\ndate: 2024-01-02\n---\nEdited.\n")
     _cached_build(site)
     assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh"))
+
+
+def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site, tmp_path):
+    """The spare is the site two builds ago: anything put into it by hand (a stray file, a folder, a
+    link) must not reappear in a later site, which holds exactly what a build from nothing holds."""
+    _posts(site)
+    _cached_build(site)
+    (site.out / "stray.txt").write_text("put here by hand")
+    (site.out / "p1" / "notes").mkdir()
+    (site.out / "p1" / "notes" / "n.txt").write_text("and here")
+    (site.out / "elsewhere").symlink_to(tmp_path)
+    for step in range(3):  # the tree holding them becomes the spare, and then the site again
+        site.post("p2.md", f"---\ntitle: P2\ndate: 2024-01-03\n---\nEdit {step}.\n")
+        _cached_build(site)
+        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
+        assert not os.path.lexists(site.out / "elsewhere")
+        assert not (site.out / "p1" / "notes").exists()
