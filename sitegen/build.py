@@ -156,6 +156,7 @@ class Builder:
                 except OSError as exc:
                     raise _cannot_write(exc, out_dir) from None
             parsed_now = self._process_posts(posts, renderer, report, tree)
+            renderer.tree, renderer.spare = (None if tree is None else str(tree)), self._spare_pages is not None
             pages = renderer.render_all()
             self._check_links(pages, report)
 

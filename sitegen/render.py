@@ -21,11 +21,12 @@ from sitegen.stages import IDS, PACKAGE_DIR, PageOut
 from sitegen.stages import page_out as _page_out
 from sitegen.stages import digest as _digest
 from sitegen.errors import Problem
+from sitegen.lists import ListPages, text as _text
 
 ASSET_TYPES = {".css", ".js"}
 
 
-class Renderer:
+class Renderer(ListPages):
     def __init__(self, builder, config, posts, out_dir: Path, report):
         self.builder = builder
         self.config = config
@@ -184,6 +185,10 @@ class Renderer:
     def _emit(self, rel: str, key: str, produce, source: str | None = None, binary: bool = False,
               link_lines=None) -> None:
         if self._reuse(rel, key):
+            return
+        if self.deferred is not None:  # rendered later, maybe in workers (see sitegen/lists.py)
+            self.pages[rel] = None  # (its place, kept in order)
+            self.deferred.append((rel, key, produce))
             return
         data = produce()
         if data is not None:
@@ -369,8 +374,10 @@ class Renderer:
         entries = [(p, pp) for p, pp in entries if pp is not None]
         base_key = self.base_key
         summaries = self._summaries(entries)
+        self.deferred = []
         self._index_pages(entries, base_key, summaries)
         self._tag_pages(entries, base_key, summaries)
+        self._render_deferred()
         self._feed(entries, base_key)
         self._sitemap(self.sorted_posts, base_key)
         self._simple("404.html", "404.html", base_key, page_url="/404.html")
@@ -441,104 +448,6 @@ class Renderer:
             self._emit(f"{post.folder}{rel}", _digest(str(path), stamp.st_mtime_ns, stamp.st_size),
                        lambda path=path: path.read_bytes(), binary=True)
 
-    def _summaries(self, entries) -> list[dict]:
-        memo = self._memo("summary")
-        out = []
-        for post, pp in entries:
-            hit = memo.get(post.rel)
-            if hit is not None and hit[0] is post and hit[1] is pp:
-                out.append(hit[2])
-                continue
-            from sitegen import thumbnail
-
-            excerpt = (Markup(_absolute_links(pp.excerpt_html, post.url)) if post.summary is None
-                       else Markup.escape(post.summary))
-            summary = {"url": post.url, "title": post.title, "date": post.date, "excerpt": excerpt,
-                       "tags": post.tags, "draft": post.draft, "authors": post.authors,
-                       "thumbnail": Markup(thumbnail.first_thumbnail(pp.html)) if "sg-figure" in pp.html else ""}
-            memo[post.rel] = (post, pp, summary)
-            out.append(summary)
-        return out
-
-    def _key(self, name: str, inputs: tuple, compute) -> str:
-        """``compute()``, unless ``inputs`` equal last build's (tuples compare items by identity
-        first, so unchanged summaries cost a pointer comparison, not a hash of their text)."""
-        memo = self._memo("keys")
-        hit = memo.get(name)
-        if hit is not None and hit[0] == inputs:
-            return hit[1]
-        key = compute()
-        memo[name] = (inputs, key)
-        return key
-
-    def _index_pages(self, entries, base_key, summaries=None) -> None:
-        per = self.config.posts_per_page
-        summaries = self._summaries(entries) if summaries is None else summaries
-        chunks = [summaries[i:i + per] for i in range(0, len(summaries), per)] or [[]]
-        total = len(chunks)
-        for n, chunk in enumerate(chunks, 1):
-            url = "/" if n == 1 else f"/page/{n}/"
-            prev_url = None if n == 1 else ("/" if n == 2 else f"/page/{n - 1}/")
-            next_url = f"/page/{n + 1}/" if n < total else None
-            key = self._key(f"index/{n}", (base_key, total, tuple(chunk)), lambda chunk=chunk, n=n: _digest(
-                base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
-                                               e["tags"], e["draft"], str(e["thumbnail"])) for e in chunk]))
-            rel = "index.html" if n == 1 else f"page/{n}/index.html"
-            self._emit(rel, key, lambda chunk=chunk, url=url, n=n, prev_url=prev_url, next_url=next_url: self._render(
-                "index.html", "the index", posts=chunk, page_number=n, page_count=total,
-                prev_url=prev_url, next_url=next_url,
-                **self._page_common(url, self.config.title if n == 1 else f"{self.config.title} (page {n})",
-                                    self.config.description)))
-
-    def _tag_pages(self, entries, base_key, summaries=None) -> None:
-        from sitegen.content import slugify
-
-        summaries = self._summaries(entries) if summaries is None else summaries
-        tags: dict[str, list] = {}
-        names: dict[str, str] = {}
-        slugs = self._memo("tag_slugs")
-        for (post, _), summary in zip(entries, summaries):
-            for tag in post.tags:
-                slug = slugs.get(tag)
-                if slug is None:
-                    slug = slugs[tag] = slugify(tag)
-                names.setdefault(slug, tag)
-                tags.setdefault(slug, []).append(summary)
-        for slug, chunk in tags.items():
-            key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(chunk)), lambda chunk=chunk, slug=slug: _digest(
-                base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]), e["tags"],
-                                        str(e["thumbnail"])) for e in chunk]))
-            self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(
-                "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=chunk,
-                **self._page_common(f"/tags/{slug}/", f"Posts tagged {names[slug]}", self.config.description)))
-        summary = sorted(((names[s], s, len(v)) for s, v in tags.items()), key=lambda t: t[0].lower())
-        self._emit("tags/index.html", _digest(base_key, "tags", summary), lambda: self._render(
-            "tags.html", "the tag list", tags=[{"name": n, "url": f"/tags/{s}/", "count": c} for n, s, c in summary],
-            **self._page_common("/tags/", "Tags", self.config.description)))
-
-    def _feed(self, entries, base_key) -> None:
-        from sitegen import thumbnail
-
-        items = [(p, pp) for p, pp in entries if not p.draft][: self.config.feed_entries]
-        feed = []
-        for post, pp in items:
-            date = post.date or dt.datetime.fromtimestamp(os.stat(post.source).st_mtime).replace(microsecond=0)
-            # content is a plain str, so it is autoescaped as Atom's type="html" wants
-            feed.append({"post": post, "content": thumbnail.for_feed(pp.html, post.url, pp.files, self.config.absolute),
-                         "published": date,
-                         "updated": post.updated or date,
-                         "summary": post.summary if post.summary is not None else _text(pp.excerpt_html)})
-        updated = max((e["updated"] for e in feed), default=dt.datetime(1970, 1, 1))
-        key = _digest(base_key, "feed", [(e["post"].url, e["post"].title, repr(e["updated"]), pp.key)
-                                         for e, (_, pp) in zip(feed, items)])
-        self._emit("feed.xml", key, lambda: self._render("feed.xml", "the Atom feed", entries=feed, updated=updated))
-
-    def _sitemap(self, posts, base_key) -> None:
-        urls = [("/", None)] + [(p.url, p.updated or p.date) for p in posts if p.listed]
-        key = self._key("sitemap", (base_key, tuple(urls)), lambda: _digest(
-            base_key, "sitemap", [(u, repr(d)) for u, d in urls]))
-        self._emit("sitemap.xml", key, lambda: self._render("sitemap.xml", "the sitemap", urls=urls))
-
     def _simple(self, template: str, rel: str, base_key, page_url: str) -> None:
         self._emit(rel, _digest(base_key, rel), lambda: self._render(
             template, rel, **self._page_common(page_url, "Page not found", self.config.description)))
@@ -575,18 +484,6 @@ def _sort_key(post):
     if post.date is None:
         return (1, 0, post.title.lower())
     return (0, -post.date.timestamp(), post.title.lower())
-
-
-def _text(fragment: str) -> str:
-    return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-RELATIVE_ATTR = re.compile(r'''(\s(?:href|src)=")(?![a-zA-Z][a-zA-Z0-9+.-]*:|/|//)([^"]*)"''')
-
-
-def _absolute_links(fragment: str, base_url: str) -> str:
-    """An excerpt shown on another page keeps pointing where it pointed on its own page."""
-    return RELATIVE_ATTR.sub(lambda m: f'{m.group(1)}{base_url}{m.group(2)}"', fragment)
 
 
 def _minified(data: bytes) -> bytes:

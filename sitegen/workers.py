@@ -136,6 +136,26 @@ def _warm(renderer, posts) -> None:
             pass  # the worker reports it, with the post that uses it
 
 
+def run_indexed(fn, n: int, workers: int, threshold: int, tree: str | None = None, spare: bool = False):
+    """``[fn(k) for k in range(n)]``, each ``(rel, page, problems)``; in forked workers when ``n`` is at
+    least ``threshold``, which write each page into ``tree`` (when given) instead of sending it back."""
+    if workers <= 1 or n < threshold or sys.platform == "win32":
+        return [fn(k) for k in range(n)]
+    _WORK.update(fn=fn, tree=tree, spare=spare)
+    try:
+        with _fork_context().Pool(workers, initializer=_ignore_interrupt) as pool:
+            return pool.map(_indexed_job, range(n), chunksize=1)
+    finally:
+        _WORK.clear()
+
+
+def _indexed_job(k: int):
+    rel, page, problems = _WORK["fn"](k)
+    if page is not None and _WORK["tree"] is not None:
+        page = _write_page(_WORK["tree"], rel, page, _WORK["spare"])
+    return rel, page, problems
+
+
 def _load_job(chunk: list[tuple[str, Path]]):
     root = _WORK["root"]
     return [(key, load(path, root)) for key, path in chunk]
