@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +147,28 @@ def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site,
         assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
         assert not os.path.lexists(site.out / "elsewhere")
         assert not (site.out / "p1" / "notes").exists()
+
+def test_list_pages_rendered_in_workers_are_the_ones_rendered_in_turn(site, tmp_path):
+    """Enough index and tag pages to render them in worker processes (see sitegen/lists.py): the same
+    bytes as one process makes, and a template error is reported the same way."""
+    from sitegen.errors import BuildError
+    from sitegen.lists import PARALLEL_LISTS
+
+    site.write("sitegen.toml", 'title = "T"\nbase_url = "https://example.org/"\nposts_per_page = 1\n')
+    for i in range(PARALLEL_LISTS + 4):
+        site.post(f"p{i}.md", f"---\ntitle: P{i}\ndate: 2024-01-{i % 28 + 1:02d}\ntags: [t{i % 3}]\n---\nPost {i}.\n")
+    one = _contents(_built(site, tmp_path / "one", workers=1))
+    two = _contents(_built(site, tmp_path / "two", workers=2))
+    assert one == two and sum(1 for rel in one if rel.startswith("page/")) >= PARALLEL_LISTS
+    site.write("templates/tag.html", "{% extends 'base.html' %}{% block main %}{{ tag.nope.deeper }}{% endblock %}\n")
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(BuildError) as info:
+            _built(site, tmp_path / f"bad{workers}", workers=workers)
+        errors.append(sorted(str(p) for p in info.value.problems))
+    assert errors[0] == errors[1] and any("tag" in e for e in errors[0])
+
+
+def _built(site, out, workers):
+    __import__("conftest").Builder(site.root, out=out, use_cache=False, workers=workers).build()
+    return out
