@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sitegen.build import Builder
 from sitegen.paths import realpath_in as _realpath
 from sitegen.stages import resolve_href as _resolve_href
 
@@ -76,22 +77,20 @@ def _contents(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != ".sitegen-output"}
 
 
-def _cached_build(site):
+def _cached_build(site, tree):
     """A `sitegen build` with its cache (the conftest helper builds without one), checking that no
     file outside the output and the cache changed."""
-    import conftest
-
     exclude = [site.out, site.root / ".sitegen-cache"]
-    before = conftest.snapshot_tree(site.root, exclude)
-    result = conftest.Builder(site.root).build()
-    conftest.assert_untouched(before, conftest.snapshot_tree(site.root, exclude))
+    before = tree.snapshot(site.root, exclude)
+    result = Builder(site.root).build()
+    tree.assert_untouched(before, tree.snapshot(site.root, exclude))
     return result
 
 
-def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(site, tmp_path):
+def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(site, tmp_path, tree):
     _posts(site)
     for _ in range(2):
-        _cached_build(site)
+        _cached_build(site, tree)
     spare = site.root / ".sitegen-cache" / "spare-site"
     assert spare.is_dir()
     for step, (name, text) in enumerate([("p2.md", "Edited."), ("p9.md", "New."), ("p2.md", "Edited again.")]):
@@ -103,47 +102,47 @@ def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(sit
             os.link(site.out / rel, served / rel)
         site.post(name, f"---\ntitle: {name}\ndate: 2024-02-01\n---\n{text}\n")
         reused = os.stat(spare / "static").st_ino
-        _cached_build(site)
+        _cached_build(site, tree)
         assert _contents(served) == before, "a build wrote into a file of the site it replaced"
         assert os.stat(site.out / "static").st_ino == reused  # the spare became the site
         assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))  # as if from nothing
     (site.root / "content" / "p9.md").unlink()
-    _cached_build(site)
+    _cached_build(site, tree)
     assert not (site.out / "p9").exists()
     assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh-last"))
 
 
 def _fresh(site, out):
-    __import__("conftest").Builder(site.root, out=out, use_cache=False).build()
+    Builder(site.root, out=out, use_cache=False).build()
     return out
 
 
-def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path):
+def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path, tree):
     _posts(site)
     for _ in range(2):
-        _cached_build(site)
+        _cached_build(site, tree)
     spare = site.root / ".sitegen-cache" / "spare-site"
     victim = next(p for p in spare.rglob("index.html"))
     victim.unlink()
     victim.write_text("tampered")  # (a new file: the served site's hard link is left alone)
     (spare / ".sitegen-output").write_text('{"build": "somebody else"}')
     site.post("p1.md", "---\ntitle: P1\ndate: 2024-01-02\n---\nEdited.\n")
-    _cached_build(site)
+    _cached_build(site, tree)
     assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh"))
 
 
-def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site, tmp_path):
+def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site, tmp_path, tree):
     """The spare is the site two builds ago: anything put into it by hand (a stray file, a folder, a
     link) must not reappear in a later site, which holds exactly what a build from nothing holds."""
     _posts(site)
-    _cached_build(site)
+    _cached_build(site, tree)
     (site.out / "stray.txt").write_text("put here by hand")
     (site.out / "p1" / "notes").mkdir()
     (site.out / "p1" / "notes" / "n.txt").write_text("and here")
     (site.out / "elsewhere").symlink_to(tmp_path)
     for step in range(3):  # the tree holding them becomes the spare, and then the site again
         site.post("p2.md", f"---\ntitle: P2\ndate: 2024-01-03\n---\nEdit {step}.\n")
-        _cached_build(site)
+        _cached_build(site, tree)
         assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
         assert not os.path.lexists(site.out / "elsewhere")
         assert not (site.out / "p1" / "notes").exists()
@@ -170,5 +169,5 @@ def test_list_pages_rendered_in_workers_are_the_ones_rendered_in_turn(site, tmp_
 
 
 def _built(site, out, workers):
-    __import__("conftest").Builder(site.root, out=out, use_cache=False, workers=workers).build()
+    Builder(site.root, out=out, use_cache=False, workers=workers).build()
     return out
