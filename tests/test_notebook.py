@@ -65,7 +65,8 @@ class Recorder(nb.Transport):
 def sent(monkeypatch):
     rec = Recorder()
     monkeypatch.setattr(nb.transport, "TRANSPORT", rec)
-    return rec
+    yield rec
+    nb._after_cell()  # figures left with updates settle here, not in a later test's recorder
 
 
 def html_of(fig) -> str:

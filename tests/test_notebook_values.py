@@ -18,15 +18,7 @@ import sitegen.notebook as nb
 from sitegen import figure
 from sitegen.notebook import values
 from sitegen.notebook.draw import draw
-from test_notebook import STEPS, TEMPLATE, Recorder, deltas, rows
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    rec = Recorder()
-    monkeypatch.setattr(nb.transport, "TRANSPORT", rec)
-    yield rec
-    nb._after_cell()  # figures left with updates settle here, not in a later test's recorder
+from test_notebook import STEPS, TEMPLATE, deltas, rows, sent  # noqa: F401 (sent: a fixture)
 
 
 def scaled(df, k=1.5, shift=0.0):

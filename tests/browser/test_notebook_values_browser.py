@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sitegen.notebook as nb  # noqa: E402
-from test_notebook import STEPS, TEMPLATE, Recorder, rows  # noqa: E402
+from test_notebook import STEPS, TEMPLATE, Recorder, rows, sent  # noqa: E402,F401 (sent: a fixture)
 from test_notebook_browser import PAGE, SHOW, UPDATE, open_page  # noqa: E402
 
 from sitegen import figure  # noqa: E402
@@ -42,14 +42,6 @@ TIPS = """async ([dots, plots]) => {
   key('Escape');
   return out;
 }"""
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    rec = Recorder()
-    monkeypatch.setattr(nb.transport, "TRANSPORT", rec)
-    yield rec
-    nb._after_cell()  # figures left with updates settle here, not in a later test's recorder
 
 
 def random_table(seed: int, steps=STEPS, scale_=1.0):
