@@ -46,11 +46,11 @@ class Rendered:
 
 @lru_cache(maxsize=4096)
 def _convert_math(latex: str, display: bool) -> str:
-    from latex2mathml.converter import convert
+    from latex2mathml.converter import convert_to_element
 
-    from sitegen.mathml import typeset
+    from sitegen.mathml import typeset_element
 
-    return typeset(convert(latex, display="block" if display else "inline"), display)
+    return typeset_element(convert_to_element(latex, display="block" if display else "inline"), display)
 
 
 def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | None) -> str:

@@ -16,14 +16,18 @@ TeX does by class and latex2mathml does not write down is done here, on the elem
   of pushing the page sideways.
 
 Only well-formed output of latex2mathml reaches this module; anything it does not recognise it leaves
-as it was.
+as it was. It works on latex2mathml's element tree (:func:`typeset_element`), with the tags' namespace
+left implicit and written once, on ``<math>``: the text latex2mathml would write and this module parse
+again costs more than the typesetting, so it is made only where the tree holds something other than
+plain text and character references (:func:`_plain`).
 """
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 NS = "http://www.w3.org/1998/Math/MathML"
-ET.register_namespace("", NS)
+ET.register_namespace("", NS)  # MathML read back with ElementTree (tests, tools) is written as we write it
 
 THIN = "0.1667em"
 # operators whose scripts go under and over in display style (TeX's \displaylimits)
@@ -40,11 +44,11 @@ UNDER_OVER = {"msub": "munder", "msup": "mover", "msubsup": "munderover"}
 
 
 def _tag(el) -> str:
-    return el.tag.rsplit("}", 1)[-1]
+    return el.tag
 
 
 def _q(name: str) -> str:
-    return f"{{{NS}}}{name}"
+    return name
 
 
 def _text(el) -> str:
@@ -197,6 +201,66 @@ def typeset(mathml: str, display: bool) -> str:
         root = ET.fromstring(mathml)
     except ET.ParseError:
         return mathml
+    prefix = f"{{{NS}}}"
+    for el in root.iter():
+        if not el.tag.startswith(prefix) or any(k[:1] == "{" for k in el.attrib):
+            return mathml  # not latex2mathml's: nothing here knows what it means
+        el.tag = el.tag[len(prefix):]
+    return _typeset(root, display)
+
+
+def typeset_element(math: ET.Element, display: bool) -> str:
+    """:func:`typeset` for latex2mathml's element tree (``convert_to_element``), which it changes: the
+    same result as typesetting the text ``convert`` makes of the tree, without writing and parsing it."""
+    if not _plain(math):
+        from xml.sax.saxutils import unescape
+
+        return typeset(unescape(ET.tostring(math, encoding="unicode")), display)  # latex2mathml's convert()
+    for el in math.iter():
+        if el.text and "&" in el.text:
+            el.text = CHAR_REF.sub(_char, el.text)
+        if el.tail and "&" in el.tail:
+            el.tail = CHAR_REF.sub(_char, el.tail)
+    del math.attrib["xmlns"]
+    return _typeset(math, display)
+
+
+#: what latex2mathml writes for a symbol: a character reference (``&#x003B1;``), resolved by a parse
+CHAR_REF = re.compile(r"&#x([0-9A-Fa-f]{1,6});")
+#: text an XML parser would not take as written: markup, references other than the above, line ends it
+#: rewrites, characters XML forbids. Where any occurs the written text is parsed, as it always was.
+UNPLAIN = re.compile("[<&\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]|]]>")
+UNPLAIN_ATTR = re.compile("[<&\t\n\r\x00-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _char(m) -> str:
+    return chr(int(m.group(1), 16))
+
+
+def _plain(math) -> bool:
+    """The tree is latex2mathml's usual one, whose text parses back to exactly its own content with its
+    character references resolved (to characters XML allows), and whose attributes parse back as they are."""
+    if math.tag != "math" or math.get("xmlns") != NS:
+        return False
+    for el in math.iter():
+        if not isinstance(el.tag, str) or ":" in el.tag or "{" in el.tag or (el is not math and "xmlns" in el.attrib):
+            return False
+        for key, value in el.attrib.items():
+            if ":" in key or "{" in key or UNPLAIN_ATTR.search(value):
+                return False
+        for text in (el.text, el.tail):
+            if text and UNPLAIN.search(CHAR_REF.sub(_char_or_bad, text) if "&" in text else text):
+                return False
+    return True
+
+
+def _char_or_bad(m) -> str:
+    code = int(m.group(1), 16)
+    ok = code in (0x9, 0xA) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+    return chr(code) if ok else "<"  # a reference XML forbids: not plain
+
+
+def _typeset(root, display: bool) -> str:
     _fix_tokens(root, display)
     _space_names(root)
     if display:
@@ -217,4 +281,40 @@ def typeset(mathml: str, display: bool) -> str:
 
 
 def _serialise(root) -> str:
-    return ET.tostring(root, encoding="unicode", short_empty_elements=True).replace(" />", "/>")
+    """The tree as XML, its namespace declared on the root: what ``ET.tostring`` writes for the tree in
+    that namespace, without its general machinery (most of the time it took)."""
+    out: list[str] = []
+    _write(root, out, f' xmlns="{NS}"')
+    return "".join(out).replace(" />", "/>")
+
+
+def _write(el, out: list[str], xmlns: str = "") -> None:
+    tag = el.tag
+    out.append(f"<{tag}{xmlns}")
+    for k, v in el.attrib.items():
+        out.append(f' {k}="{_attr(v)}"')
+    text = el.text
+    if text or len(el):
+        out.append(">")
+        if text:
+            out.append(_cdata(text))
+        for child in el:
+            _write(child, out)
+        out.append(f"</{tag}>")
+    else:
+        out.append(" />")
+    if el.tail:
+        out.append(_cdata(el.tail))
+
+
+def _cdata(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
+
+
+def _attr(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text or '"' in text or "\r" in text or "\n" in text or "\t" in text:
+        return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+                .replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#09;"))
+    return text

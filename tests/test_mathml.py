@@ -6,10 +6,10 @@ import xml.etree.ElementTree as ET
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from latex2mathml.converter import convert
+from latex2mathml.converter import convert, convert_to_element
 
 from sitegen.markdown import _convert_math
-from sitegen.mathml import typeset
+from sitegen.mathml import typeset, typeset_element
 
 
 def maths(html: str) -> list[ET.Element]:
@@ -95,3 +95,21 @@ def test_typesetting_keeps_every_token_and_stays_well_formed(latex, display):
     for m in maths(out):  # each piece parses on its own
         assert m.tag.endswith("math")
     assert len(maths(out)) == 1 or not display
+
+
+MARKUP_LATEX = st.lists(st.sampled_from([
+    "x", "<", ">", "&", r"\&", r"\text{a<b}", r"\text{&amp;}", r"\text{]]>}", r"\mathrm{d}", r"\color{red}{y}",
+    r"\begin{pmatrix}a&b\\c&d\end{pmatrix}", "\\text{\t}", r'\text{"}', r"\hat{x}", r"\mathbb{R}", r"\\", "^", "_",
+]), min_size=1, max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(LATEX, MARKUP_LATEX), st.booleans())
+def test_typesetting_the_tree_is_typesetting_its_text(latex, display):
+    """typeset_element skips writing latex2mathml's tree as text and parsing it again: the same bytes."""
+    mode = "block" if display else "inline"
+    try:
+        raw = convert(latex, display=mode)
+    except Exception:
+        return
+    assert typeset_element(convert_to_element(latex, display=mode), display) == typeset(raw, display)
