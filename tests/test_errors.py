@@ -141,3 +141,15 @@ def test_incremental_rebuild_parses_only_the_edited_post(site):
     assert not (site.out / "p0").exists()
     assert "P2 renamed" in site.page("index.html") and "P0" not in site.page("index.html")
     assert third.parsed == ["content/p2.md"]
+
+
+def test_control_characters_are_the_controls_and_noncharacters_html_forbids():
+    """CONTROL is written for speed (see sitegen/errors.py): it must match exactly these, at every code point."""
+    from sitegen.errors import CONTROL
+
+    def forbidden(c: int) -> bool:
+        return (c <= 0x08 or c == 0x0B or 0x0E <= c <= 0x1F or 0x7F <= c <= 0x9F or 0xFDD0 <= c <= 0xFDEF
+                or c & 0xFFFE == 0xFFFE)
+
+    every = "".join(map(chr, range(0x110000)))
+    assert [m.start() for m in CONTROL.finditer(every)] == [c for c in range(0x110000) if forbidden(c)]
