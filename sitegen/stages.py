@@ -78,8 +78,37 @@ class BuildResult:
 
 
 # -- the links and ids of an output file, for the link checker ------------------------------------------
+#: what an href or src attribute is, and an id: the value of each match, left to right, not overlapping
 HREF = re.compile(r"""\s(?:href|src)\s*=\s*"([^"]*)\"""")
 IDS = re.compile(r"""\sid\s*=\s*"([^"]*)\"""")
+# The same found from the attribute's name: a pattern that begins with a literal is searched for that
+# literal, where one that begins with \s tries every character (3-4x the time on a page).
+_HREF_NAMES = (re.compile(r"""href\s*=\s*"([^"]*)\""""), re.compile(r"""src\s*=\s*"([^"]*)\""""))
+_ID_NAME = (re.compile(r"""id\s*=\s*"([^"]*)\""""),)
+
+
+def attribute_values(text: str, names=_HREF_NAMES) -> list[str]:
+    """``HREF.findall(text)`` (or ``IDS``'s with ``names=_ID_NAME``), found faster: the leftmost match of
+    any name's pattern counts if whitespace precedes it; if not, the search goes on from the character
+    after its start, as findall's would."""
+    out: list[str] = []
+    pos = 0
+    found = [p.search(text) for p in names]
+    while True:
+        best = None
+        for k, m in enumerate(found):
+            if m is not None and m.start() < pos:
+                m = found[k] = names[k].search(text, pos)
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        if best is None:
+            return out
+        start = best.start()
+        if start > 0 and text[start - 1].isspace():  # what \s matches (both are Py_UNICODE_ISSPACE)
+            out.append(best.group(1))
+            pos = best.end()
+        else:
+            pos = start + 1
 
 
 def page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
@@ -89,8 +118,8 @@ def page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> Page
     links, ids = [], frozenset()
     if not binary and rel.endswith(".html"):
         text = data.decode("utf-8")
-        ids = frozenset(htmllib.unescape(i) for i in IDS.findall(text))
-        links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in HREF.findall(text)]
+        ids = frozenset(htmllib.unescape(i) for i in attribute_values(text, _ID_NAME))
+        links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in attribute_values(text)]
     return PageOut(key, data, links, ids, source)
 
 
