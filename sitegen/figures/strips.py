@@ -349,7 +349,7 @@ def _encode_meanwhile(fr, opts: StripOptions):
     import threading
 
     codes = encode.quantize(fr, opts.bits)
-    level = 1 if opts.partial else 9
+    level = encode.level_for(codes.size, opts.partial)
     if codes.size < 200_000:
         done = encode.encode(codes, opts.bits, level=level)
         return lambda: done
