@@ -120,20 +120,38 @@ class _Labels:
         return to
 
 
+#: an integer label column whose values span less than this is coded by counting, not hashing
+SPAN = 1 << 20
+
+
 def _local(column):
-    """A column of one batch as (local codes, its dictionary as python values)."""
+    """A column of one batch as (local codes, its dictionary as python values, the order its entries are
+    first met in, or None when that order does not matter: numbers, whose figure order is ascending)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+    from sitegen.figures.reduce import first_seen
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if pa.types.is_integer(column.type) and not column.null_count and len(column):
+        x = column.to_numpy()
+        lo, hi = int(x.min()), int(x.max())
+        if hi - lo < SPAN:  # a small range (experiment sizes, seeds): count instead of hashing
+            shifted = np.subtract(x, lo, dtype=np.int64)
+            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            lookup = np.cumsum(present) - 1
+            values = (np.flatnonzero(present) + lo).tolist()
+            return shifted, values, lookup
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     codes = column.indices
     if codes.null_count:
         codes = pc.fill_null(codes, -1)
-    return np.asarray(codes.to_numpy(zero_copy_only=False)), column.dictionary.to_pylist()
+    codes = np.asarray(codes.to_numpy(zero_copy_only=False))
+    values = column.dictionary.to_pylist()
+    found = first_seen(codes, len(values))
+    return codes, values, sorted(found, key=found.__getitem__)
 
 
 @dataclass
@@ -176,7 +194,6 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    from sitegen.figures.reduce import first_order
 
     local = {}
     for key, role in (("e", "experiment"), ("r", "run"), ("p", "param")):
@@ -184,10 +201,13 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
         if col is None:
             local[key] = None
             continue
-        codes, values = _local(table.column(col))
-        to = labels[key].add(values, first_order(codes))
+        codes, values, order = _local(table.column(col))
+        to = labels[key].add(values, order if isinstance(order, list) else range(len(values)))
         small = np.int16 if len(labels[key].values) < 32_000 else np.int32
-        local[key] = to.astype(small)[codes]
+        if isinstance(order, list):
+            local[key] = to.astype(small)[codes]
+        else:  # order is a lookup from shifted integers to dictionary entries, all of them present
+            local[key] = to[:-1].astype(small)[order][codes]
 
     def floats(col):
         arr = table.column(col)

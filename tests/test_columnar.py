@@ -25,7 +25,7 @@ def tables(draw):
     n = draw(st.integers(1, 60))
     exp_kind = draw(st.sampled_from(["int", "float", "text", "none"]))
     exp_pool = {"int": [1024, 16, 64], "float": [0.5, 2.0, 1e-3], "text": ["b", "a", "c"], "none": [None]}[exp_kind]
-    run_pool = draw(st.sampled_from([[0, 1, 2, 3], ["s1", "s0"], [3, 1]]))
+    run_pool = draw(st.sampled_from([[0, 1, 2, 3], ["s1", "s0"], [3, 1], [5, -2]]))
     params = ["w", "b", "extra"]
     rows = {
         "experiment": draw(st.lists(st.sampled_from(exp_pool), min_size=n, max_size=n)),
@@ -45,6 +45,8 @@ def tables(draw):
     if exp_kind != "none" and draw(st.booleans()):  # a missing label now and then
         rows["experiment"][draw(st.integers(0, n - 1))] = None
     table = pa.table(rows)
+    if draw(st.booleans()) and pa.types.is_integer(table.schema.field("run").type):  # a narrow integer type
+        table = table.set_column(table.schema.get_field_index("run"), "run", table.column("run").cast(pa.int8()))
     if draw(st.booleans()):
         table = table.set_column(table.schema.get_field_index("param"), "param",
                                  table.column("param").dictionary_encode())
@@ -66,13 +68,52 @@ def drawn(fig):
     return fig.html, fig.island, fig.frames_blob, [(i.level, i.message, i.template_line) for i in fig.issues]
 
 
+@st.composite
+def traced_tables(draw):
+    """Tables as tracers write them (every model and parameter at every step, in the same order), now and
+    then disturbed: a row dropped or doubled, a step's rows in another order, a value not finite, a step
+    missing for one model (sparse logging), a lower bound."""
+    exps = draw(st.sampled_from([[16, 64], [64], ["b", "a"]]))
+    runs = draw(st.sampled_from([[0, 1], [2], ["s1", "s0", "s2"]]))
+    params = [p for p in draw(st.permutations(["w", "b", "extra"])) if p != "extra" or draw(st.booleans())]
+    steps = sorted(set(draw(st.lists(st.integers(0, 30), min_size=1, max_size=12))))
+    every = [(e, r, p) for e in exps for r in runs for p in params]
+    rows = [(e, r, p, s) for s in steps for (e, r, p) in every]
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["drop", "double", "swap", "sparse"]))
+        i = draw(st.integers(0, len(rows) - 1))
+        if kind == "drop" and len(rows) > 1:
+            del rows[i]
+        elif kind == "double":
+            rows.insert(i, rows[i])
+        elif kind == "swap" and i + 1 < len(rows):
+            rows[i], rows[i + 1] = rows[i + 1], rows[i]
+        elif kind == "sparse":
+            e, r, _, s = rows[i]
+            rows = [x for x in rows if not (x[0] == e and x[1] == r and x[3] == s)] or rows
+    n = len(rows)
+    values = draw(st.lists(st.floats(-5, 5), min_size=n, max_size=n))
+    if draw(st.booleans()):
+        values[draw(st.integers(0, n - 1))] = draw(st.sampled_from([np.nan, np.inf]))
+    data = {"experiment": [x[0] for x in rows], "run": [x[1] for x in rows],
+            "param": pa.array([x[2] for x in rows]).dictionary_encode(), "step": [x[3] for x in rows],
+            "value": values}
+    if draw(st.booleans()):
+        data["lower"] = draw(st.lists(st.sampled_from([np.nan, 0.05, -1.0]), min_size=n, max_size=n))
+    return pa.table(data)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(table=tables(), opts=options(), batch=st.sampled_from([1, 3, 7, 1 << 18]), stream=st.booleans())
-def test_columnar_figure_is_the_pandas_figure(tmp_path, monkeypatch, table, opts, batch, stream):
+@given(table=st.one_of(tables(), traced_tables()), opts=options(), batch=st.sampled_from([1, 3, 7, 40, 1 << 18]),
+       stream=st.booleans(), periodic_rows=st.sampled_from([0, 10 ** 9]))
+def test_columnar_figure_is_the_pandas_figure(tmp_path, monkeypatch, table, opts, batch, stream, periodic_rows):
+    from sitegen.figures import periodic
+
     path = tmp_path / "t.parquet"
     pq.write_table(table, path, row_group_size=max(1, batch * 2))
     cold = to_traced(Catalog._to_pandas(pq.read_table(path)), {}, "t.parquet")
     monkeypatch.setattr(columnar, "BATCH_ROWS", batch)
+    monkeypatch.setattr(periodic, "MIN_ROWS", periodic_rows)  # 0: every batch that repeats takes the short cut
     monkeypatch.setattr(columnar, "KEEP_ROWS", 0 if stream else 10 ** 9)
     try:
         lean = columnar.read_traced(path, "t.parquet", {})
@@ -83,6 +124,42 @@ def test_columnar_figure_is_the_pandas_figure(tmp_path, monkeypatch, table, opts
     assert (lean.experiments, lean.runs, lean.params, lean.has_step, lean.notes, len(lean)) == \
         (cold.experiments, cold.runs, cold.params, cold.has_step, cold.notes, len(cold))
     assert drawn(strips.build(lean, TEMPLATE, opts)) == drawn(strips.build(cold, TEMPLATE, opts))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=traced_tables(), opts=options(), batch=st.sampled_from([5, 13, 40, 1 << 18]), stream=st.booleans())
+def test_batches_that_repeat_each_step_draw_the_pandas_figure(tmp_path, monkeypatch, table, opts, batch, stream):
+    """The periodic short cut (sitegen.figures.periodic) on every batch it can take."""
+    from sitegen.figures import periodic
+
+    if "lower" in table.column_names:
+        table = table.drop_columns(["lower"])  # bounds take the row-by-row path
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=batch * 3)
+    cold = to_traced(Catalog._to_pandas(pq.read_table(path)), {}, "t.parquet")
+    monkeypatch.setattr(columnar, "BATCH_ROWS", batch)
+    monkeypatch.setattr(columnar, "KEEP_ROWS", 0 if stream else 10 ** 9)
+    monkeypatch.setattr(periodic, "MIN_ROWS", 0)
+    lean = columnar.read_traced(path, "t.parquet", {})
+    assert drawn(strips.build(lean, TEMPLATE, opts)) == drawn(strips.build(cold, TEMPLATE, opts))
+
+
+def test_periodic_batches_are_recognised():
+    """A tracer's rows repeat; a step with a row missing in the middle, or codes that change, do not."""
+    from sitegen.figures import periodic
+
+    e = np.tile(np.repeat(np.arange(2, dtype=np.int16), 3), 5)[2:-1]   # 6 rows a step, cut at both ends
+    p = np.tile(np.arange(3, dtype=np.int16), 10)[2:-1]
+    step = np.repeat(np.arange(5, dtype=np.int32), 6)[2:-1]
+    runs = periodic.runs_of(step, (e, p), min_rows=0)
+    assert runs.k == 6 and runs.counts.tolist() == [4, 6, 6, 6, 5] and runs.anchor == 4
+    assert runs.per_step(np.ones(6, dtype=bool)).tolist() == [4, 6, 6, 6, 5]
+    assert periodic.candidates(np.array([0, 0, 1, 1, 1]), runs.full).tolist() == [False, True, False, True, True]
+    assert periodic.runs_of(np.delete(step, 9), (np.delete(e, 9), np.delete(p, 9)), min_rows=0) is None
+    p2 = p.copy()
+    p2[20] = 2 - p2[20] if p2[20] != 1 else 0
+    assert periodic.runs_of(step, (e, p2), min_rows=0) is None
+    assert periodic.runs_of(step[::-1].copy(), (e, p), min_rows=0) is None
 
 
 def old_dense(frame: pd.DataFrame, placed, exps, runs, frame_steps):
@@ -108,14 +185,23 @@ def old_dense(frame: pd.DataFrame, placed, exps, runs, frame_steps):
     return dense, has, same
 
 
-@settings(max_examples=80, deadline=None)
-@given(n=st.integers(1, 200), seed=st.integers(0, 10 ** 6), split=st.integers(1, 50), sorted_steps=st.booleans())
-def test_reduce_matches_sorting_the_whole_table(n, seed, split, sorted_steps):
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 200), seed=st.integers(0, 10 ** 6), split=st.integers(1, 50),
+       layout=st.sampled_from(["any", "sorted", "tracer"]), periodic_rows=st.sampled_from([0, 10 ** 9]))
+def test_reduce_matches_sorting_the_whole_table(monkeypatch, n, seed, split, layout, periodic_rows):
+    from sitegen.figures import periodic
+
+    monkeypatch.setattr(periodic, "MIN_ROWS", periodic_rows)
     rng = np.random.default_rng(seed)
     steps = rng.integers(0, 9, n)
     frame = pd.DataFrame({"experiment": rng.choice(["a", "b"], n), "run": rng.choice(["0", "1", "2"], n),
                           "param": rng.choice(["w", "b"], n), "value": rng.normal(size=n),
-                          "step": np.sort(steps) if sorted_steps else steps})
+                          "step": np.sort(steps) if layout == "sorted" else steps})
+    if layout == "tracer":  # the same rows at every step (the periodic short cut), a few steps left out
+        k = int(rng.integers(1, 7))
+        frame = frame.iloc[np.tile(np.arange(min(k, n)), n // min(k, n) + 1)[:n]].reset_index(drop=True)
+        frame["value"] = rng.normal(size=n)
+        frame["step"] = np.cumsum(rng.integers(1, 3, n // min(k, n) + 1)).repeat(min(k, n))[:n]
     traced = to_traced(frame)
     whole = reduce.frame_batch(traced)
     parts = [reduce.Batch(e=whole.e[i:i + split], r=whole.r[i:i + split], p=whole.p[i:i + split],

@@ -208,6 +208,9 @@ def _select_one(b: Batch, rows: Rows, n_r: int, placed) -> tuple:
     flat (experiment, run) indices with a placed parameter, distinct steps of those)."""
     import numpy as np
 
+    runs = runs_of(b)
+    if runs is not None:
+        return _select_periodic(b, runs, rows, n_r, placed)
     m = rows.mask(b)
     p = b.p if m is None else b.p[m]
     present = first_order(p)
@@ -225,6 +228,87 @@ def _select_one(b: Batch, rows: Rows, n_r: int, placed) -> tuple:
         s = b.step if m is None else b.step[m]
         distinct = _distinct_sorted(s if every else s[pp])
     return len(p), present, pairs, distinct
+
+
+def runs_of(b: Batch):
+    """``b``'s :class:`~sitegen.figures.periodic.Runs` (None: its rows do not repeat step after step),
+    worked out once per batch."""
+    from sitegen.figures import periodic
+
+    if "runs" not in b.memo:
+        b.memo["runs"] = periodic.runs_of(b.step, (b.e, b.r, b.p))
+    return b.memo["runs"]
+
+
+def _pattern(b: Batch, runs, rows: Rows):
+    """One full step's rows of a periodic batch, and which of them ``rows`` chooses (steps aside)."""
+    import numpy as np
+
+    a, k = runs.anchor, runs.k
+    pat = Batch(e=b.e[a:a + k], r=b.r[a:a + k], p=b.p[a:a + k], value=b.value[a:a + k])
+    m = Rows(rows.e_ok, rows.r_ok).mask(pat)
+    take = np.ones(k, dtype=bool) if m is None else m.copy()
+    ok = np.ones(len(runs.steps), dtype=bool)
+    if rows.lo is not None:
+        ok &= runs.steps >= rows.lo
+    if rows.hi is not None:
+        ok &= runs.steps <= rows.hi
+    return pat, take, ok
+
+
+def _select_periodic(b: Batch, runs, rows: Rows, n_r: int, placed) -> tuple:
+    """:func:`_select_one` for a periodic batch: the first two chosen steps hold every pattern position."""
+    import numpy as np
+
+    pat, take, step_ok = _pattern(b, runs, rows)
+    per = runs.per_step(take) * step_ok
+    with_placed = (runs.per_step(take & (placed[pat.p] >= 0)) * step_ok) > 0
+    idx = runs.rows(np.flatnonzero(per > 0)[:2])
+    idx = idx[take[runs.position(idx)]]
+    p = b.p[idx]
+    pp = placed[p] >= 0
+    e, r = b.e[idx][pp], b.r[idx][pp]
+    seen = np.zeros((int(e.max()) + 1 if len(e) else 0, n_r), dtype=bool)
+    seen[e, r] = True
+    return int(per.sum()), first_order(p), np.flatnonzero(seen), runs.steps[with_placed]
+
+
+def _prepare_periodic(b: Batch, runs, rows: Rows, placed, e_pos, r_pos, shape) -> _Prepared:
+    """:func:`_prepare` for a periodic batch: the pattern's cells, the rows drawn at each step."""
+    import numpy as np
+
+    from sitegen.figures import periodic
+
+    P, E, R = shape
+    pat, take, step_ok = _pattern(b, runs, rows)
+    p = placed[pat.p]
+    take &= p >= 0
+    e, r = e_pos[pat.e], r_pos[pat.r]
+    drawn = take & (e >= 0) & (r >= 0)
+    model = p.astype(np.int64 if P * E * R >= 2 ** 31 else np.int32)
+    model *= E
+    model += e
+    model *= R
+    model += r
+    model[~drawn] = -1
+    nonfinite = np.zeros(P, dtype=np.int64)
+    bad = np.flatnonzero(~np.isfinite(b.value))  # only the rows that are not finite are looked at
+    if len(bad):
+        counted = step_ok[np.searchsorted(runs.starts, bad, side="right") - 1] & take[runs.position(bad)]
+        if counted.any():
+            nonfinite = np.bincount(placed[b.p[bad[counted]]], minlength=P)
+    per = runs.per_step(drawn) * step_ok
+    steps = np.flatnonzero(per > 0)
+    prep = _Prepared(None, b.value, None, True, nonfinite, {}, periodic.duplicates(runs, model, per > 0),
+                     runs=runs, pattern=model, per=per)
+    if len(steps):
+        ends = []
+        for j in (steps[0], steps[-1]):
+            m = model[runs.position(runs.rows([j]))]
+            ends.append(np.unique(m[m >= 0]))
+        prep.first, prep.last = ends
+        prep.low, prep.high = int(runs.steps[steps[0]]), int(runs.steps[steps[-1]])
+    return prep
 
 
 def _frames(s, ordered: bool, frame_steps, all_steps):
@@ -269,12 +353,34 @@ class _Prepared:
     high: int = 0
     first: Any = None     # the (parameter, row, dot) indices with a row at the smallest step, and the largest
     last: Any = None
+    runs: Any = None      # a periodic batch (sitegen.figures.periodic.Runs): ``model`` is then None, and
+    pattern: Any = None   # each pattern position's (parameter, row, dot) index (-1: not drawn)
+    per: Any = None       # and the rows drawn at each step
+
+    @property
+    def size(self) -> int:
+        return len(self.model) if self.runs is None else int(self.per.sum())
+
+    def arrays(self):
+        """(model, step) of every row drawn (a periodic batch's are built from its pattern)."""
+        import numpy as np
+
+        if self.runs is None:
+            return self.model, self.step
+        steps = np.flatnonzero(self.per > 0)
+        model = self.pattern[self.runs.position(self.runs.rows(steps))]
+        s = np.repeat(self.runs.steps[steps], self.runs.counts[steps])
+        ok = model >= 0
+        return model[ok], s[ok]
 
 
 def _prepare(b: Batch, rows: Rows, placed, e_pos, r_pos, shape, bound_names) -> _Prepared:
     import numpy as np
 
     P, E, R = shape
+    runs = None if bound_names else runs_of(b)
+    if runs is not None:
+        return _prepare_periodic(b, runs, rows, placed, e_pos, r_pos, shape)
     m = rows.mask(b)
     p = placed[b.p if m is None else b.p[m]]
     pp = p >= 0
@@ -366,23 +472,31 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         for name in bound_names:
             todo = np.isnan(bounds[name])
             bounds[name][todo] = prep.bounds[name][todo]
-        s, v, model = prep.step, prep.value, prep.model
-        if s is None:
-            f = np.zeros(len(model), dtype=np.int32)
-        else:
-            f, _ = _frames(s, prep.ordered, frame_steps, all_steps)
-        keep = f < F
-        if keep.all():
-            keep = None
-        else:  # rows after the last frame (none when the last frame is the last step)
-            f, v, model, s = f[keep], v[keep], model[keep], (s[keep] if s is not None else None)
-            dropped += 1
-        n = len(model)
-        if len(prep.model):
+        if prep.size:
             spans.append((prep.low, prep.high, prep.duplicates, prep.first, prep.last))
+        if prep.runs is not None:  # a periodic batch: only the steps whose rows can win a frame
+            got = _periodic_rows(prep, frame_steps, all_steps)
+            if got is None:
+                continue
+            model, v, s, f, chosen, cut = got
+            kept += chosen
+            dropped += cut
+        else:
+            s, v, model = prep.step, prep.value, prep.model
+            if s is None:
+                f = np.zeros(len(model), dtype=np.int32)
+            else:
+                f, _ = _frames(s, prep.ordered, frame_steps, all_steps)
+            keep = f < F
+            if keep.all():
+                keep = None
+            else:  # rows after the last frame (none when the last frame is the last step)
+                f, v, model, s = f[keep], v[keep], model[keep], (s[keep] if s is not None else None)
+                dropped += 1
+            kept += len(model)
+        n = len(model)
         if not n:
             continue
-        kept += n
         lin = model.astype(wide) * F
         lin += f
         if not prep.ordered:
@@ -394,11 +508,13 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         else:  # rows in step order: each cell's last row is its latest
             ar = np.arange(n, dtype=wide)
             pos[lin] = ar
-            if not (pos[lin] >= ar).all():  # numpy does not promise the last write wins: make sure
+            won = pos[lin]
+            if not (won >= ar).all():  # numpy does not promise the last write wins: make sure
                 pos[lin] = -1
                 np.maximum.at(pos, lin, ar)
-            touched = np.flatnonzero(pos >= 0) if n > cells // 8 else np.unique(lin)
-            idx = pos[touched]
+                won = pos[lin]
+            last = won == ar   # each touched cell's own last row, once (no sort, no hash)
+            touched, idx = lin[last], np.flatnonzero(last)
             pos[touched] = -1
         cand_s = s[idx] if s is not None else np.zeros(len(idx), dtype=np.int64)
         newer = cand_s >= best_step[touched]  # a later batch wins a tie: its rows come later
@@ -414,6 +530,34 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
     else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
         duplicates = kept - _distinct((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
+
+
+def _periodic_rows(prep: _Prepared, frame_steps, all_steps):
+    """A periodic batch's candidate rows (:func:`sitegen.figures.periodic.candidates`) as (model, value,
+    step, frame, rows up to the last frame, 1 if rows after it were left out); None without rows."""
+    import numpy as np
+
+    from sitegen.figures import periodic
+
+    runs = prep.runs
+    steps = np.flatnonzero(prep.per > 0)
+    if not len(steps):
+        return None
+    f, _ = _frames(runs.steps[steps], False, frame_steps, all_steps)
+    inside = f < len(frame_steps)
+    cut = 0 if inside.all() else 1
+    steps, f = steps[inside], f[inside]
+    chosen = int(prep.per[steps].sum())
+    pick = periodic.candidates(f, runs.full[steps])
+    steps, f = steps[pick], f[pick]
+    idx = runs.rows(steps)
+    model = prep.pattern[runs.position(idx)]
+    f = np.repeat(f, runs.counts[steps])
+    s = np.repeat(runs.steps[steps], runs.counts[steps])
+    ok = model >= 0
+    if not ok.all():
+        idx, model, f, s = idx[ok], model[ok], f[ok], s[ok]
+    return model, prep.value[idx], s, f, chosen, cut
 
 
 def _across(spans) -> int | None:
@@ -441,7 +585,7 @@ def _distinct(prepared: Iterable[_Prepared], frame_steps, all_steps, models: int
     bits = np.zeros(models * S, dtype=bool) if models * S <= BITMAP_BYTES else None
     keys = []
     for prep in prepared:
-        model, s = prep.model, prep.step
+        model, s = prep.arrays()
         if s is not None:
             keep = s <= frame_steps[-1]
             if not keep.all():
