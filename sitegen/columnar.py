@@ -165,6 +165,7 @@ class Piece:
     extra: dict
     rows: int
     bad: int               # NaN or infinite values
+    runs: Any = None       # the rows repeat at every step (sitegen.figures.periodic.Runs)
 
     def luts(self, final: dict, via: dict | None = None) -> dict:
         """Per label column, the lookup from this piece's indices to figure codes: ``final`` maps the
@@ -184,9 +185,18 @@ class Piece:
     def batch(self, luts: dict) -> Batch:
         import numpy as np
 
-        codes = {key: luts[key][self.local[key]] if self.local[key] is not None
-                 else np.zeros(self.rows, dtype=np.int16) for key in ("e", "r", "p")}
-        return Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=self.value, step=self.step, extra=self.extra)
+        def codes_of(key):
+            if self.local[key] is None:
+                return np.zeros(self.rows, dtype=np.int16)
+            if self.runs is not None:  # the first k rows, repeated
+                pattern = luts[key][self.local[key]]
+                return np.tile(pattern, -(-self.rows // len(pattern)))[:self.rows]
+            return luts[key][self.local[key]]
+        codes = {key: codes_of(key) for key in ("e", "r", "p")}
+        b = Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=self.value, step=self.step, extra=self.extra)
+        if self.runs is not None:
+            b.memo["runs"] = self.runs
+        return b
 
 
 def _piece(table, plan: Plan, labels: dict) -> Piece:
@@ -195,13 +205,16 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    local = {}
-    for key, role in (("e", "experiment"), ("r", "run"), ("p", "param")):
-        col = plan.names[role]
-        if col is None:
-            local[key] = None
-            continue
-        codes, values, order = _local(table.column(col))
+    step = _steps(table, plan)
+    cols = {key: table.column(plan.names[role]) for key, role in (("e", "experiment"), ("r", "run"), ("p", "param"))
+            if plan.names[role] is not None}
+    cols = {key: c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for key, c in cols.items()}
+    runs = _repeats(step, cols)
+    local = {"e": None, "r": None, "p": None}
+    for key, column in cols.items():
+        if runs is not None:  # the first k rows repeat: code them only (Piece.batch repeats them)
+            column = column.slice(0, runs.k)
+        codes, values, order = _local(column)
         to = labels[key].add(values, order if isinstance(order, list) else range(len(values)))
         small = np.int16 if len(labels[key].values) < 32_000 else np.int32
         if isinstance(order, list):
@@ -217,21 +230,50 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
         return np.asarray(arr.to_numpy(zero_copy_only=False) if not isinstance(arr, pa.ChunkedArray)
                           else arr.to_numpy())
 
-    step = None
-    if plan.names["step"] is not None:
-        col = table.column(plan.names["step"])
-        if col.null_count:
-            raise Unsupported("empty steps")
-        step = np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.int64)
-        lo, hi = (int(step.min()), int(step.max())) if len(step) else (0, 0)
-        if max(-lo, hi) > EXACT:
-            raise Unsupported("steps beyond float64")
-        if -2 ** 31 < lo and hi < 2 ** 31:  # half the memory; figures compare and sort them the same
-            step = step.astype(np.int32)
     value = floats(plan.names["value"])
     bad = int(len(value) - np.count_nonzero(np.isfinite(value)))
     extra = {c: floats(c) for c in plan.bounds}
-    return Piece(local, step, value, extra, table.num_rows, bad)
+    return Piece(local, step, value, extra, table.num_rows, bad, runs)
+
+
+def _steps(table, plan: Plan):
+    """The batch's steps as int32 (int64 when they need it), or None without a step column."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if plan.names["step"] is None:
+        return None
+    col = table.column(plan.names["step"])
+    if col.null_count:
+        raise Unsupported("empty steps")
+    step = np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.int64)
+    lo, hi = (int(step.min()), int(step.max())) if len(step) else (0, 0)
+    if max(-lo, hi) > EXACT:
+        raise Unsupported("steps beyond float64")
+    if -2 ** 31 < lo and hi < 2 ** 31:  # half the memory; figures compare and sort them the same
+        step = step.astype(np.int32)
+    return step
+
+
+def _repeats(step, cols: dict):
+    """The batch's :class:`~sitegen.figures.periodic.Runs` when its label columns (integers or dictionary
+    indices, no nulls) repeat at every step, checked on the file's own values (equal values, equal codes);
+    None otherwise (the figure may still find the codes repeat)."""
+    import pyarrow as pa
+
+    from sitegen.figures import periodic
+
+    raw = []
+    for c in cols.values():
+        if c.null_count:
+            return None
+        if pa.types.is_dictionary(c.type):
+            c = c.indices
+        if not pa.types.is_integer(c.type):
+            return None
+        raw.append(c.to_numpy())
+    return periodic.runs_of(step, tuple(raw))
 
 
 def _finish(labels: dict, plan: Plan, shown: str, rows: int, bad: int, batches) -> Traced:
