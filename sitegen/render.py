@@ -377,9 +377,9 @@ class Renderer(ListPages):
         self.deferred = []
         self._index_pages(entries, base_key, summaries)
         self._tag_pages(entries, base_key, summaries)
-        self._render_deferred()
         self._feed(entries, base_key)
-        self._sitemap(self.sorted_posts, base_key)
+        self._sitemap(self.sorted_posts, base_key)  # (an entry per post: in a worker too, not after them)
+        self._render_deferred()
         self._simple("404.html", "404.html", base_key, page_url="/404.html")
         if "robots.txt" not in self.public:
             self._emit("robots.txt", _digest(base_key, "robots"),

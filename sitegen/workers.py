@@ -142,6 +142,19 @@ def _warm(renderer, posts) -> None:
             pass  # the worker reports it, with the post that uses it
 
 
+def _warm_markdown() -> None:
+    """The part of :func:`_warm` that needs no post: MarkdownIt with every directive module, the
+    highlighter's formatter, the math converter. A cold build of many posts needs them all; doing them
+    while the posts load, on the core a worker leaves free now and then, takes them off the serial path."""
+    from sitegen import markdown
+
+    try:
+        markdown.markdown()
+        markdown.warm()
+    except Exception:
+        pass  # whatever fails here fails again where it is used, and is reported there
+
+
 def run_indexed(fn, n: int, workers: int, threshold: int, tree: str | None = None, spare: bool = False):
     """``[fn(k) for k in range(n)]``, each ``(rel, page, problems)``; in forked workers when ``n`` is at
     least ``threshold``, which write each page into ``tree`` (when given) instead of sending it back."""
@@ -177,7 +190,9 @@ def load_posts(todo: list[tuple[str, Path]], root: Path, workers: int):
         n = workers * 4
         chunks = [todo[k::n] for k in range(n)]
         with _fork_context().Pool(workers, initializer=_start_worker) as pool:
-            return [item for part in pool.map(_load_job, chunks, chunksize=1) for item in part]
+            loading = pool.map_async(_load_job, chunks, chunksize=1)
+            _warm_markdown()  # while the workers read: the parent would do it alone before the next fork
+            return [item for part in loading.get() for item in part]
     finally:
         _WORK.clear()
 
