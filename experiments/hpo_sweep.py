@@ -106,13 +106,16 @@ _DATA_CACHE: dict = {}
 
 
 def load_digits_split(seed: int, train_subset: int | None):
-    """(train, validation) arrays; cached per process (a Ray worker loads them once)."""
+    """(train, validation) arrays; cached per process."""
     key = (seed, train_subset)
     if key not in _DATA_CACHE:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]  # N x 1 x 8 x 8 in [0, 1]
+        # N x 1 x 8 x 8 in [0, 1], with plain strides: an added axis ([:, None]) keeps odd ones, which
+        # torch reads as channels-last, and a copy of the arrays sent to a worker would not (so the
+        # worker's convolutions would round differently from this process's)
+        x = (digits.images / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
         y = digits.target.astype(np.int64)
         order = np.random.default_rng(seed).permutation(len(y))
         n_val = int(len(y) * VALIDATION_FRACTION)
@@ -215,7 +218,7 @@ def run_configs(shared: dict, task: list) -> list[dict]:
 
     torch.set_num_threads(1)  # tiny convolutions: threads cost more than they give
     device = torch.device(shared["device"])
-    data = load_digits_split(shared["seed"], shared["train_subset"])
+    data = shared["data"]
     out = []
     for index, cfg in task:
         result, curve = train_one(cfg, data, device, seed=shared["seed"] * 100_003 + index)
@@ -259,6 +262,17 @@ def add_arguments(p):
 
 def main(argv=None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv, extra=add_arguments, parallel=True)
+    from experiments import _parallel
+
+    cluster = _parallel.start(args)   # Ray starts while this process imports and prepares
+    try:
+        return _sweep(args, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _sweep(args, cluster) -> dict:
     require("torch")
     require("sklearn", package="scikit-learn")
     from experiments._parallel import run_tasks
@@ -273,7 +287,9 @@ def main(argv=None) -> dict:
     configs = sample_configs(preset["configs"], args.seed, preset["max_epochs"])
     size = max(1, args.task_size)
     tasks = [list(enumerate(configs))[i:i + size] for i in range(0, len(configs), size)]
-    shared = {"seed": args.seed, "train_subset": preset["train_subset"], "device": str(device)}
+    # the images go to the tasks with them, so a worker need not import scikit-learn (seconds) to load them
+    data = load_digits_split(args.seed, preset["train_subset"])
+    shared = {"seed": args.seed, "device": str(device), "data": data}
 
     args.out.mkdir(parents=True, exist_ok=True)
     curves_path = args.out / "hpo_sweep_curves.parquet"
@@ -294,7 +310,7 @@ def main(argv=None) -> dict:
             live.publish()
         progress.update(len(runs))
 
-    how = run_tasks("experiments.hpo_sweep:run_configs", shared, tasks, args, on_result)
+    how = run_tasks("experiments.hpo_sweep:run_configs", shared, tasks, args, on_result, cluster=cluster)
     progress.close()
 
     import pandas as pd
@@ -308,7 +324,6 @@ def main(argv=None) -> dict:
     write_curves([r["curve"] for r in ordered], prov.output(curves_path), live)
 
     best = table.loc[table["val_error"].idxmin()]
-    data = load_digits_split(args.seed, preset["train_subset"])
     prov.results = {
         "configs": len(table),
         "train_images": len(data[0][1]),
