@@ -72,17 +72,23 @@ class ScriptError(SystemExit):
         super().__init__(2)
 
 
-def require(module: str, extra: str = "experiments", package: str | None = None):
-    """Import ``module`` or stop with the install command of the extra that brings it."""
+def require(module: str, extra: str = "experiments", package: str | None = None, *, load: bool = True):
+    """Import ``module`` or stop with the install command of the extra that brings it. With
+    ``load=False`` only check that it is installed (for a process that hands the work elsewhere
+    and need not pay for the import)."""
     import importlib
+    import importlib.util
 
     try:
-        return importlib.import_module(module)
+        if load:
+            return importlib.import_module(module)
+        if importlib.util.find_spec(module) is not None:
+            return None
     except ImportError as exc:
         if exc.name is not None and exc.name.split(".")[0] != module.split(".")[0]:
             raise  # the module is there, something it imports is broken: show that
-        raise ScriptError(f"this script needs {package or module}, which is not installed; "
-                          f"install it with: pip install -e '.[{extra}]'") from None
+    raise ScriptError(f"this script needs {package or module}, which is not installed; "
+                      f"install it with: pip install -e '.[{extra}]'")
 
 
 def _device_choice_error(name: str, here: list[str], library: str) -> ScriptError:

@@ -149,9 +149,13 @@ def run_tasks(function: str, shared, tasks: list, args, on_result, *, task_cpus:
     """
     if cluster is None and not uses_ray(args):
         fn = _function(function)
+        spans = []
         for i, task in enumerate(tasks):
-            on_result(i, fn(shared, task))
-        return {"mode": "one process", "tasks": len(tasks)}
+            began = time.time()
+            result = fn(shared, task)
+            spans.append([round(began, 3), round(time.time(), 3)])
+            on_result(i, result)
+        return {"mode": "one process", "tasks": len(tasks), "task_spans": spans}
     cluster = cluster or Cluster(args)
     try:
         return _run_on_ray(function, shared, tasks, cluster.wait(), on_result, task_cpus)

@@ -273,14 +273,16 @@ def main(argv=None) -> dict:
 
 
 def _sweep(args, cluster) -> dict:
-    require("torch")
+    # --device cpu needs no torch in this process: where the runs go to Ray, the driver trains
+    # nothing, and importing torch would take seconds of a core the workers' own imports need
+    require("torch", load=args.device != "cpu")
     require("sklearn", package="scikit-learn")
     from experiments._parallel import run_tasks
     from sitegen.live import preview_hint
     from sitegen.trace import Tracer
 
     preset = PRESETS[args.preset]
-    device = torch_device(args.device)
+    device = "cpu" if args.device == "cpu" else torch_device(args.device)
     prov = Provenance(__file__, args, device=str(device),
                       libraries=("numpy", "pandas", "torch", "scipy", "scikit-learn", "ray"))
 
@@ -333,6 +335,7 @@ def _sweep(args, cluster) -> dict:
         "median_val_error": float(table["val_error"].median()),
         "diverged": int(table["diverged"].sum()),
         "train_time_s": round(sum(r["seconds"] for r in ordered), 2),
+        "run_seconds": [round(r["seconds"], 3) for r in ordered],   # each configuration's training
         "parallel": how,
         "space": {k: list(v) for k, v in SPACE.items()},
         "integer": list(INTEGER),
