@@ -146,3 +146,56 @@ def test_sweep_on_two_ray_nodes_survives_a_killed_worker_and_writes_the_one_proc
     # killed worker may rightly be credited with tasks it finished; what must hold is above: every
     # configuration once, and the same table as one process.
     assert all(workers) and len(workers) == 8, workers
+
+
+def test_a_configuration_trains_the_same_from_the_copy_of_the_images_a_worker_receives():
+    """The driver sends the images with the tasks (``ray.put`` pickles them); a worker's copy must
+    train to the same last digit as the driver's own arrays. (Images with an added axis kept odd
+    strides, which torch read as channels-last and the copy lost: the tables differed.)"""
+    import pickle
+
+    from experiments import hpo_sweep
+
+    shared = {"seed": 0, "device": "cpu", "data": hpo_sweep.load_digits_split(0, 300)}
+    task = list(enumerate(hpo_sweep.sample_configs(2, 0, max_epochs=3)))
+    here = hpo_sweep.run_configs(shared, task)
+    sent = hpo_sweep.run_configs(pickle.loads(pickle.dumps(shared, protocol=5)), task)
+    assert [r["row"] for r in here] == [r["row"] for r in sent]
+
+
+def ray_workers_nice() -> set[int]:
+    out = subprocess.run(["ps", "-ww", "-eo", "ni=,args="], capture_output=True, text=True).stdout
+    return {int(line.split(None, 1)[0]) for line in out.splitlines() if "ray::_call" in line}
+
+
+@pytest.mark.slow
+def test_a_local_ray_writes_the_one_process_table_at_the_scripts_priority_and_stops_with_it(tmp_path):
+    """``--parallel ray`` without an address: a local Ray, started in the background while the
+    driver prepares, runs the tasks at the script's own priority (Ray's default is nice 15) and
+    is gone when the script ends."""
+    temp = Path(f"/tmp/rl{os.getpid()}")   # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "RAY_TMPDIR": str(temp)}
+    try:
+        sweep = run_sweep(tmp_path / "ray", env, "--parallel", "ray")
+        nice = set()
+        while sweep.poll() is None:
+            nice |= ray_workers_nice()
+            time.sleep(0.2)
+        out = sweep.communicate(timeout=60)[0]
+        assert sweep.returncode == 0, out[-4000:]
+        time.sleep(1)
+        left = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        assert str(temp) not in left, "Ray processes outlived the script:\n" + left
+        one = run_sweep(tmp_path / "one", env, "--parallel", "none")
+        assert one.wait(timeout=420) == 0, one.stdout.read()[-4000:]
+    finally:
+        stop_cluster(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "hpo_sweep.parquet"),
+                                  pd.read_parquet(tmp_path / "one" / "hpo_sweep.parquet"), check_exact=True)
+    assert (tmp_path / "ray" / "hpo_sweep_curves.parquet").read_bytes() == \
+        (tmp_path / "one" / "hpo_sweep_curves.parquet").read_bytes()
+    how = json.loads((tmp_path / "ray" / "hpo_sweep.provenance.json").read_text())["results"]["parallel"]
+    assert how["mode"] == "ray" and how["address"] == "local" and how["tasks"] == 8
+    assert all(how["workers"]) and min(s[0] for s in how["task_spans"]) >= how["ray_started"][1]
+    assert nice == {os.nice(0)}, f"workers ran at nice {sorted(nice)}, the script at {os.nice(0)}"
