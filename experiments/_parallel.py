@@ -75,11 +75,12 @@ class Cluster:
     the driver's own imports and set-up overlap Ray's start instead of following it.
 
     ``start(args)`` gives one (or ``None`` when this run does not use Ray); hand it to
-    :func:`run_tasks`, and :meth:`close` it in a ``finally`` so a run that fails before its tasks
-    still stops the Ray it started.
+    :func:`run_tasks`, which stops it in the background once the tasks are done, and :meth:`close`
+    it in a ``finally`` (waits for Ray to be stopped; also stops a Ray whose run failed before its
+    tasks).
 
-    The thread lives until :meth:`close`: Ray's processes are bound to die with the thread that
-    started them (Linux's parent-death signal is per thread), so it must outlive the sweep.
+    The thread lives until Ray is stopped, and stops it itself: Ray's processes are bound to die
+    with the thread that started them (Linux's parent-death signal is per thread).
     """
 
     def __init__(self, args):
@@ -101,6 +102,10 @@ class Cluster:
         finally:
             self._ready.set()
         self._release.wait()
+        if self.info is not None:
+            import ray
+
+            ray.shutdown()
 
     def wait(self) -> dict:
         self._ready.wait()
@@ -108,13 +113,12 @@ class Cluster:
             raise self.error
         return self.info
 
-    def close(self) -> None:
-        self._ready.wait()
-        if self.info is not None:
-            import ray
+    def release(self) -> None:
+        """Stop Ray in the background (it takes a second or two of waiting on its processes),
+        while the driver writes its tables; :meth:`close` waits for it."""
+        self._release.set()
 
-            ray.shutdown()
-            self.info = None
+    def close(self) -> None:
         self._release.set()
         self.thread.join()
 
@@ -156,11 +160,13 @@ def run_tasks(function: str, shared, tasks: list, args, on_result, *, task_cpus:
             spans.append([round(began, 3), round(time.time(), 3)])
             on_result(i, result)
         return {"mode": "one process", "tasks": len(tasks), "task_spans": spans}
+    own = cluster is None
     cluster = cluster or Cluster(args)
     try:
         return _run_on_ray(function, shared, tasks, cluster.wait(), on_result, task_cpus)
     finally:
-        cluster.close()
+        # a cluster handed in is stopped in the background, and its owner waits for that at its end
+        cluster.close() if own else cluster.release()
 
 
 def _call(function: str, shared, task):
