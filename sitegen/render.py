@@ -81,6 +81,9 @@ class Renderer(ListPages):
             loader=FileSystemLoader([str(d) for d in self._template_dirs()]),
             autoescape=select_autoescape(["html", "xml"], default_for_string=True),
             undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            # no stat of the template file at each page (and of base.html it extends): an environment
+            # is kept only while the templates' digest is the same (see _shared_environment)
+            auto_reload=False,
         )
         env.globals["asset"] = self.asset_url
         env.filters["isodate"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
