@@ -114,7 +114,8 @@ def sweep(preset: str, repeats: int) -> dict:
                          f"({100 * t['busy_share']:.0f}% busy), tail {t['tail_s']:.1f} s, after {t['after_tasks_s']:.1f} s"
                          if t else "")
                 if run["ray_start_s"]:
-                    extra += f"; Ray start {run['ray_start_s']:.1f} s"
+                    at = t.get("ray_start_from_process_start_s") or [float("nan")] * 2
+                    extra += f"; Ray start {run['ray_start_s']:.1f} s ({at[0]:.1f} to {at[1]:.1f} s after the process's start)"
                 print(f"  {LABEL[mode]:18s} run {r + 1}: {run['wall_s']:6.1f} s wall, {run['cpu_s']:6.1f} s CPU{extra}",
                       flush=True)
         tables = {mode: pd.read_parquet(Path(tmp) / f"{mode}0" / "hpo_sweep.parquet") for mode in MODES}
