@@ -125,19 +125,30 @@ def _keep_spare(old: Path, keep: Path | None, out_dir: Path, old_pages, old_buil
 def _remove_unrecorded(tree: Path, pages) -> None:
     """Whatever the spare holds that its record does not name (a file put into the served site by
     hand, a link, an empty folder) goes, so the next site holds its pages and nothing else, exactly as
-    a tree made from nothing would."""
-    root = str(tree)
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            if prefix + name not in pages:
-                _unlink(os.path.join(dirpath, name))
-        if prefix:
-            try:
-                os.rmdir(dirpath)  # only if empty
-            except OSError:
-                pass
+    a tree made from nothing would. One scandir per folder, names joined as strings: a one-post
+    rebuild walks all 4,000 folders of a big site here."""
+
+    def clean(folder: str, prefix: str) -> bool:  # True: the folder holds nothing now
+        empty = True
+        with os.scandir(folder) as it:
+            entries = list(it)
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if clean(entry.path, rel + "/"):
+                    try:
+                        os.rmdir(entry.path)
+                    except OSError:
+                        empty = False
+                else:
+                    empty = False
+            elif rel in pages:  # a file, or a link (to a folder too), the record names
+                empty = False
+            else:
+                _unlink(entry.path)
+        return empty
+
+    clean(str(tree), "")
 
 
 def _unlink(path: str) -> None:
