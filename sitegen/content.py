@@ -114,7 +114,7 @@ def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None) ->
                     dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
                     for name in filenames:
                         if is_markdown(name) and not name.startswith((".", "_")):
-                            found.append(Path(dirpath, name))
+                            found.append(os.path.join(dirpath, name))
                         elif not name.startswith("."):
                             skip(os.path.join(dirpath, name), "not a Markdown file (.md, .markdown, .mdown, .mkd)")
                 continue
@@ -123,18 +123,21 @@ def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None) ->
                 continue
             if entry.is_file():
                 if is_markdown(entry.name):
-                    found.append(Path(entry.path))
+                    found.append(entry.path)
                 else:
                     skip(entry.path, "not a Markdown file (.md, .markdown, .mdown, .mkd)")
             elif entry.is_dir():
                 index = next((os.path.join(entry.path, "index" + ext) for ext in MARKDOWN_EXTENSIONS
                               if os.path.isfile(os.path.join(entry.path, "index" + ext))), None)
                 if index is not None:
-                    found.append(Path(index))
+                    found.append(index)
                 else:
                     skip(entry.path, "a folder without index.md (a post with files beside it is "
                                      "content/<slug>/index.md)")
-    return sorted(found)
+    # Sorted as Paths sort (part by part), but comparing lists of strings: 4,000 Path comparisons
+    # cost a one-post rebuild a tenth of a second.
+    found.sort(key=lambda path: path.split(os.sep))
+    return [Path(path) for path in found]
 
 
 def is_jekyll_draft(path: Path) -> bool:
