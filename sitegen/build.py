@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -76,26 +75,27 @@ class Builder:
     # -- cache ------------------------------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
-        return self.root / CACHE_NAME / "build.pickle"
+        return self.root / CACHE_NAME / "build.sqlite"
+
+    def _cache_file(self):
+        if getattr(self, "_store", None) is None or self._store.path != self.cache_path:
+            from sitegen.cache import CacheFile
+
+            self._store = CacheFile(self.cache_path)
+        return self._store
 
     def _load_cache(self) -> None:
         if self.cache_loaded:
             return
         self.cache_loaded = True
         self.cache = {"version": _code_version(), "posts": {}, "parsed": {}, "pages": {}}
-        if not self.cache_path.exists():
-            return
+        store = self._cache_file()
         if not self.use_cache:
-            self._cached_out = _peek_out_dir(self.cache_path)
+            self._cached_out = store.out_dir()
             return
-        try:
-            with open(self.cache_path, "rb") as f:
-                cached = pickle.load(f)
-            self._cached_out = cached.get("out_dir")  # whatever the version: it says where we wrote
-            if cached.get("version") == self.cache["version"]:
-                self.cache = cached
-        except Exception:
-            pass  # a damaged cache only costs a full build
+        cached, self._cached_out = store.load(self.cache["version"])  # (out_dir: where we wrote, whatever the version)
+        if cached is not None:
+            self.cache = cached
 
     def save_cache(self) -> None:
         """Write the parse and render cache to disk (``autosave`` does it after every build)."""
@@ -104,14 +104,13 @@ class Builder:
     def _save_cache(self) -> None:
         if not self.use_cache:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pickle.dump(self.cache, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.cache_path)
+        self._cache_file().save(self.cache)
         gitignore = self.cache_path.parent / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("*\n")
+        old = self.cache_path.parent / "build.pickle"  # the cache of versions before build.sqlite
+        if old.exists():
+            old.unlink()
 
     # -- the build --------------------------------------------------------------------------------
     def build(self, in_place: bool = False, changed=None) -> BuildResult:
@@ -433,10 +432,3 @@ def _cannot_write(exc: OSError, out_dir: Path) -> BuildError:
     return BuildError([Problem(str(out_dir), None, f"cannot write the site: {what}{where}; "
                                                    "the previous site was left as it was")])
 
-
-def _peek_out_dir(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f).get("out_dir")
-    except Exception:
-        return None

@@ -108,7 +108,7 @@ def test_an_older_versions_output_is_taken_over_through_the_cache(site):
     Builder(site.root).build()
     assert (site.out / MARKER).is_file()
     (site.out / MARKER).unlink()
-    (site.root / ".sitegen-cache" / "build.pickle").unlink()
+    (site.root / ".sitegen-cache" / "build.sqlite").unlink()
     with pytest.raises(BuildError) as info:
         Builder(site.root).build()
     assert "already holds files that sitegen did not write" in str(info.value)

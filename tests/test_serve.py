@@ -831,7 +831,7 @@ def test_lost_file_events_lead_to_a_full_check(preview):
 
 
 def test_the_parse_cache_is_written_when_idle(preview):
-    pickle = preview.root / ".sitegen-cache" / "build.pickle"
+    pickle = preview.root / ".sitegen-cache" / "build.sqlite"
     before = pickle.stat().st_mtime_ns if pickle.exists() else 0
     client = preview.client()
     alpha = preview.root / "content" / "alpha.md"
