@@ -16,12 +16,15 @@ loaded, the whole cache is written again, so the file always holds one build's c
 """
 from __future__ import annotations
 
+import copyreg
+import gc
+import io
 import os
 import pickle
 import secrets
 import sqlite3
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePath
 
 #: the big maps, saved group by group
 KINDS = ("posts", "parsed", "pages")
@@ -32,6 +35,31 @@ _SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB N
            "CREATE TABLE IF NOT EXISTS shards (kind TEXT NOT NULL, shard INTEGER NOT NULL, "
            "data BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (kind, shard))")
 _MISSING = object()
+
+
+def _dumps(value) -> bytes:
+    """``pickle.dumps``, but a path is pickled as its folder and its name, the folder once per group:
+    unpickled as ``folder / name``, 4,000 post paths cost a quarter of what PosixPath(*parts) each did."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    folders: dict[str, PurePath] = {}
+
+    def reduce_path(path):
+        folder, name = os.path.split(str(path))
+        if not folder or not name:
+            return path.__reduce__()
+        parent = folders.get(folder)
+        if parent is None:  # one object per folder, so the pickle writes it once and refers to it
+            parent = folders[folder] = type(path)(folder)
+        return _joined, (parent, name)
+
+    pickler.dispatch_table = {**copyreg.dispatch_table, type(Path()): reduce_path}
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def _joined(folder: PurePath, name: str) -> PurePath:
+    return folder / name
 
 
 def shard_of(key: str) -> int:
@@ -87,10 +115,16 @@ class CacheFile:
                 if meta.get("version") != version:
                     return None, out_dir
                 cache = {kind: {} for kind in KINDS}
-                for kind, data, crc in db.execute("SELECT kind, data, crc FROM shards"):
-                    if zlib.crc32(data) != crc:
-                        return None, out_dir
-                    cache[kind].update(pickle.loads(data))
+                collecting = gc.isenabled()
+                gc.disable()  # no collector passes over the objects while half a million are made
+                try:
+                    for kind, data, crc in db.execute("SELECT kind, data, crc FROM shards"):
+                        if zlib.crc32(data) != crc:
+                            return None, out_dir
+                        cache[kind].update(pickle.loads(data))
+                finally:
+                    if collecting:
+                        gc.enable()
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -153,7 +187,7 @@ class CacheFile:
                         group[key] = value
                 for s, group in groups.items():
                     if group:
-                        data = pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL)
+                        data = _dumps(group)
                         db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)", (kind, s, data, zlib.crc32(data)))
                     else:
                         db.execute("DELETE FROM shards WHERE kind = ? AND shard = ?", (kind, s))

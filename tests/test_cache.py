@@ -200,3 +200,22 @@ def test_a_build_killed_while_saving_leaves_a_usable_cache(cached_site, tmp_path
             p.write_bytes(data)
         (site.root / "content" / "p2.md").write_text(f"---\ntitle: Post 2\ndate: 2024-01-03\n---\nKill {limit}.\n")
     assert statements > 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", ".", "..", "", "post.md", "é", "x y", "/"]), max_size=5),
+                max_size=6), st.booleans())
+def test_paths_come_back_from_a_saved_group_as_they_went_in(parts_list, absolute):
+    """The cache pickles a path as its folder and name (sitegen.cache._dumps): every path, relative,
+    absolute, with '..' or '//' in it, unpickles equal, of the same type, with the same str."""
+    import pickle
+    from pathlib import Path, PurePosixPath
+
+    from sitegen.cache import _dumps
+
+    paths = [Path(("/" if absolute else "") + "/".join(parts)) for parts in parts_list]
+    paths.append(PurePosixPath("/a/b"))  # (a pure path is pickled the ordinary way)
+    value = {"posts": [(p, str(p)) for p in paths], "same": paths[:1] * 2}
+    back = pickle.loads(_dumps(value))
+    assert back == value
+    assert [(type(p), str(p)) for p, _ in back["posts"]] == [(type(p), str(p)) for p in paths]
