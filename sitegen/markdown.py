@@ -183,6 +183,7 @@ def _render_directive(self, tokens, idx, options, env):
     token = tokens[idx]
     ctx: PageContext = env["ctx"]
     call = parse_directive(token, env.get("line_offset", 0))
+    load_builtin()  # (here, not in markdown(): a post without directives never imports them)
     directive = REGISTRY.directives.get(call.name)
     if directive is None:
         known = ", ".join(sorted(REGISTRY.directives))
@@ -238,6 +239,7 @@ def _render_role(self, tokens, idx, options, env):
     if name == "ref":
         # Labels may be defined further down the page: leave a mark, resolve after rendering.
         return f"\x02ref:{content}:{line or 0}\x03"
+    load_builtin()
     role = REGISTRY.roles.get(name)
     if role is None:
         known = ", ".join(sorted(["ref", *REGISTRY.roles]))
@@ -357,7 +359,6 @@ def _heading_slug(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def markdown() -> MarkdownIt:
-    load_builtin()
     md = MarkdownIt("commonmark", {"typographer": False, "html": True})
     md.enable(["table", "strikethrough"])
     footnote_plugin(md)
