@@ -106,6 +106,9 @@ class Builder:
         if not self.use_cache:
             return
         self._cache_file().save(self.cache)
+        templates = getattr(self, "_templates", None)
+        if templates is not None and hasattr(templates, "flush"):
+            templates.flush()
         gitignore = self.cache_path.parent / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("*\n")
@@ -163,6 +166,7 @@ class Builder:
         from sitegen.render import Renderer
 
         renderer = Renderer(self, config, posts, out_dir, report)
+        self._templates = getattr(renderer.env, "bytecode_cache", None)  # (written with the cache)
         renderer.check_layouts()
         renderer.prepare()
         tree, self._spare_pages = None, None

@@ -77,10 +77,16 @@ class Renderer(ListPages):
     def _environment(self):
         from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+        compiled = None
+        builder = self.builder
+        if getattr(builder, "use_cache", False) and hasattr(builder, "cache_path"):
+            from sitegen.cache import template_cache
+
+            compiled = template_cache(builder.cache_path.parent / f"templates-{builder.cache['version']}")
         env = Environment(
             loader=FileSystemLoader([str(d) for d in self._template_dirs()]),
             autoescape=select_autoescape(["html", "xml"], default_for_string=True),
-            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, bytecode_cache=compiled,
             # no stat of the template file at each page (and of base.html it extends): an environment
             # is kept only while the templates' digest is the same (see _shared_environment)
             auto_reload=False,

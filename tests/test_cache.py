@@ -219,3 +219,31 @@ def test_paths_come_back_from_a_saved_group_as_they_went_in(parts_list, absolute
     back = pickle.loads(_dumps(value))
     assert back == value
     assert [(type(p), str(p)) for p, _ in back["posts"]] == [(type(p), str(p)) for p in paths]
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: data[:3],
+                                    lambda data: data[:-40] + bytes(40), lambda data: b"junk"],
+                         ids=["half", "three bytes", "zeroed tail", "junk"])
+def test_damaged_compiled_templates_are_compiled_again(cached_site, tmp_path, tree, damage):
+    """Jinja's compiled templates, kept in .sitegen-cache/templates-<version>/: a damaged file (its
+    CRC-32 fails) is compiled again from the template, never run."""
+    site = cached_site
+    files = sorted((site.root / ".sitegen-cache").glob("templates-*/*"))
+    assert files
+    for f in files:
+        f.write_bytes(damage(f.read_bytes()))
+    _cached_build(site, tree)
+    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+    post_template = [f for f in files if len(f.read_bytes()) > 100]
+    assert post_template  # the ones this build used, written again whole
+
+
+def test_a_template_edit_is_not_hidden_by_its_compiled_copy(cached_site, tmp_path, tree):
+    from sitegen.stages import PACKAGE_DIR
+
+    site = cached_site
+    shipped = (PACKAGE_DIR / "templates" / "post.html").read_text()
+    site.write("templates/post.html", shipped.replace("</article>", "<p>from the site's own template</p></article>"))
+    _cached_build(site, tree)
+    assert "from the site's own template" in site.page("p2/index.html")
+    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
