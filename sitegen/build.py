@@ -351,6 +351,9 @@ class Builder:
         live = {p.rel for p in posts}
         for rel in set(parsed_cache) - live:
             del parsed_cache[rel]
+        kept_keys = self.cache.setdefault("post_keys", {})
+        for rel in set(kept_keys) - live:
+            del kept_keys[rel]
         for post in posts:
             entry = parsed_cache.get(post.rel)
             if entry:

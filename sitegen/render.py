@@ -46,6 +46,9 @@ class Renderer(ListPages):
         self.carried: set[str] = set()
         #: layouts without a template -> the one used instead (see check_layouts)
         self.layout_fallback: dict[str, str] = {}
+        #: post page keys kept between processes (see post_page_key), and each source's loaded stamp
+        self.kept_keys: dict = builder.cache.setdefault("post_keys", {})
+        self.loaded_posts: dict = builder.cache.get("posts", {})
         trusted = getattr(builder, "_hint", None) is not None and builder.cache.get("out_dir") == str(out_dir)
         self._carry = self._memo("carry") if trusted else None
 
@@ -260,12 +263,29 @@ class Renderer(ListPages):
         if (hit is not None and hit[0] is post and hit[1] is pp and hit[2] == self.base_key
                 and hit[3][0] is adjacent[0] and hit[3][1] is adjacent[1]):
             return hit[4]
-        key = _digest(self.base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
-                      post.authors, post.tags, post.layout, post.draft, post.under_construction,
-                      post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
-                      self.neighbours.get(post.rel))
+        # A new process (the CLI) has no such memo: the key kept in the build cache with the stamps
+        # of the files it came from serves as long as they are the same (a post is what its file and
+        # the config make it; the config is in base_key; a neighbour shows its URL and title).
+        inputs = (self.base_key, pp.key, self._stamp_of(post), self._stamp_of(adjacent[0]),
+                  self._stamp_of(adjacent[1]))
+        kept = self.kept_keys.get(post.rel)
+        if kept is not None and kept[0] == inputs and inputs[2] is not None:
+            key = kept[1]
+        else:
+            key = _digest(self.base_key, pp.key, post.title, repr(post.date), repr(post.updated), post.summary,
+                          post.authors, post.tags, post.layout, post.draft, post.under_construction,
+                          post.comments, post.share, sorted((k, repr(v)) for k, v in post.extra.items()),
+                          self.neighbours.get(post.rel))
+            self.kept_keys[post.rel] = (inputs, key)
         memo[post.rel] = (post, pp, self.base_key, adjacent, key)
         return key
+
+    def _stamp_of(self, post):
+        """(rel, the stamp of the file it was loaded from), or None (no post, or no stamp known)."""
+        if post is None:
+            return None
+        loaded = self.loaded_posts.get(str(post.source))
+        return (post.rel, loaded[0]) if loaded else None
 
     def reuse_post_page(self, post, pp) -> bool:
         return self._reuse(f"{post.folder}index.html", self.post_page_key(post, pp))
