@@ -92,11 +92,13 @@ class Builder:
         self.cache = {"version": _code_version(), "posts": {}, "parsed": {}, "pages": {}}
         store = self._cache_file()
         if not self.use_cache:
-            self._cached_out = store.out_dir()
+            self._cached_out = store.out_dir() or _legacy_out_dir(self.cache_path.parent / "build.pickle")
             return
         cached, self._cached_out = store.load(self.cache["version"])  # (out_dir: where we wrote, whatever the version)
         if cached is not None:
             self.cache = cached
+        elif self._cached_out is None:
+            self._cached_out = _legacy_out_dir(self.cache_path.parent / "build.pickle")
 
     def save_cache(self) -> None:
         """Write the parse and render cache to disk (``autosave`` does it after every build)."""
@@ -458,3 +460,15 @@ def _cannot_write(exc: OSError, out_dir: Path) -> BuildError:
     return BuildError([Problem(str(out_dir), None, f"cannot write the site: {what}{where}; "
                                                    "the previous site was left as it was")])
 
+
+def _legacy_out_dir(path: Path) -> str | None:
+    """The output folder named by the cache of versions before build.sqlite (a pickle), if any."""
+    if not path.exists():
+        return None
+    try:
+        import pickle
+
+        with open(path, "rb") as f:
+            return pickle.load(f).get("out_dir")
+    except Exception:
+        return None

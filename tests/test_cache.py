@@ -247,3 +247,19 @@ def test_a_template_edit_is_not_hidden_by_its_compiled_copy(cached_site, tmp_pat
     _cached_build(site, tree)
     assert "from the site's own template" in site.page("p2/index.html")
     assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+
+
+def test_an_output_named_by_the_old_pickle_cache_is_still_taken_over(site, tree):
+    """Before build.sqlite the cache was .sitegen-cache/build.pickle: the output folder it names (an
+    output from before the marker file) is still recognised as the build's own, and the pickle goes."""
+    import pickle
+
+    _write_posts(site, "old")
+    site.out.mkdir(parents=True)
+    (site.out / "index.html").write_text("an old build's page")
+    old = site.root / ".sitegen-cache" / "build.pickle"
+    old.parent.mkdir()
+    old.write_bytes(pickle.dumps({"version": "old", "out_dir": str(site.out), "posts": {}}))
+    _cached_build(site, tree)
+    assert "Post 1" in site.page("index.html")
+    assert not old.exists() and _cache_file(site).exists()
