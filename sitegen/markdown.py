@@ -124,7 +124,8 @@ FENCE_LANG = re.compile(r"^[ \t>]*(?:```+|~~~+)[ \t]*([\w+#.-]+)", re.M)
 def warm(bodies=()) -> None:
     """Do once what the first post would: the highlighter's formatter and the lexers of the languages
     the ``bodies`` fence, the math converter's imports (a builder calls this before forking workers,
-    which then share the result instead of each setting it up)."""
+    which then share the result instead of each setting it up), and the directive modules."""
+    load_builtin()
     _formatter()
     langs = set()
     for body in bodies:
