@@ -193,7 +193,8 @@ class Piece:
                 return np.tile(pattern, -(-self.rows // len(pattern)))[:self.rows]
             return luts[key][self.local[key]]
         codes = {key: codes_of(key) for key in ("e", "r", "p")}
-        b = Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=self.value, step=self.step, extra=self.extra)
+        value = self.value if self.value is not None else np.broadcast_to(np.nan, (self.rows,))  # an outline
+        b = Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=value, step=self.step, extra=self.extra)
         if self.runs is not None:
             b.memo["runs"] = self.runs
         return b
@@ -294,8 +295,10 @@ def _finish(labels: dict, plan: Plan, shown: str, rows: int, bad: int, batches) 
         notes.append(f"{bad} value(s) are NaN or infinite; the parameters they belong to are marked in figures")
     if rows > traced_mod.HUGE_ROWS:
         notes.append(f"huge table ({rows:,} rows); figures draw a downsampled view of it")
+    made = batches(final)
+    made, outline = made if isinstance(made, tuple) else (made, None)
     return Traced(None, shown, plan.names["step"] is not None, names["e"], names["r"], names["p"], "long", notes,
-                  rows=rows, batches=batches(final), bound_names=tuple(plan.bounds))
+                  rows=rows, batches=made, bound_names=tuple(plan.bounds), outline=outline)
 
 
 def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
@@ -310,6 +313,7 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
     keep = rows <= KEEP_ROWS
     labels = {"e": _Labels(), "r": _Labels(), "p": _Labels()}
     pieces, bad = [], 0
+    outlines: list | None = None if keep else []   # a streamed table whose batches all repeat: their patterns
 
     def scan():
         return _ahead(pf.iter_batches(batch_size=BATCH_ROWS, columns=p.columns, use_threads=True))
@@ -319,6 +323,10 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
         bad += piece.bad
         if keep:
             pieces.append(piece)
+        elif outlines is not None and piece.runs is None:
+            outlines = None
+        elif outlines is not None:
+            outlines.append(Piece(piece.local, None, None, {}, piece.rows, 0, piece.runs))
     if keep:
         def batches(final):
             done = []
@@ -335,7 +343,11 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
                 for batch in scan():
                     piece = _piece(batch, p, again)
                     yield piece.batch(piece.luts(_remap(final, again, labels)))
-            return stream
+            if outlines is None:
+                return stream
+            # what a figure's first pass (reduce.select) needs of a periodic batch is its pattern and
+            # steps: kept from this pass, so a streamed table is read twice in all, not three times
+            return stream, lambda: (o.batch(o.luts(final)) for o in outlines)
     return _finish(labels, p, shown, rows, bad, batches)
 
 

@@ -65,6 +65,9 @@ class Traced:
     batches: Any = field(default=None, repr=False, compare=False)
     #: the bound columns (``lower``, ``upper``) a table read by :mod:`sitegen.columnar` has
     bound_names: tuple = ()
+    #: when set, like ``batches`` but enough only for a figure's first pass (codes and steps, no values),
+    #: without reading the file again: a streamed table whose batches all repeat step after step
+    outline: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.frame) if self.frame is not None else self.rows

@@ -144,6 +144,33 @@ def test_batches_that_repeat_each_step_draw_the_pandas_figure(tmp_path, monkeypa
     assert drawn(strips.build(lean, TEMPLATE, opts)) == drawn(strips.build(cold, TEMPLATE, opts))
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opts=options(), batch=st.sampled_from([25, 50, 120]), seed=st.integers(0, 10 ** 6), nan=st.booleans())
+def test_a_streamed_table_that_repeats_is_read_twice(tmp_path, monkeypatch, opts, batch, seed, nan):
+    """Every batch repeats (12 rows a step, each batch at least two steps): the figure's first pass works
+    on the outlines kept from reading the summary, and the figure is still the pandas path's."""
+    from sitegen.figures import periodic
+
+    rng = np.random.default_rng(seed)
+    models = [(e, r, p) for e in (64, 16) for r in (0, 1, 2) for p in ("w", "b")]
+    rows = [(e, r, p, s) for s in range(0, 20, 2) for (e, r, p) in models]
+    value = rng.normal(size=len(rows))
+    if nan:
+        value[rng.integers(0, len(rows))] = np.nan
+    table = pa.table({"experiment": [x[0] for x in rows], "run": [x[1] for x in rows],
+                      "param": pa.array([x[2] for x in rows]).dictionary_encode(), "step": [x[3] for x in rows],
+                      "value": value})
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=batch)
+    cold = to_traced(Catalog._to_pandas(pq.read_table(path)), {}, "t.parquet")
+    monkeypatch.setattr(columnar, "BATCH_ROWS", batch)
+    monkeypatch.setattr(columnar, "KEEP_ROWS", 0)
+    monkeypatch.setattr(periodic, "MIN_ROWS", 0)
+    lean = columnar.read_traced(path, "t.parquet", {})
+    assert lean.outline is not None
+    assert drawn(strips.build(lean, TEMPLATE, opts)) == drawn(strips.build(cold, TEMPLATE, opts))
+
+
 def test_periodic_batches_are_recognised():
     """A tracer's rows repeat; a step with a row missing in the middle, or codes that change, do not."""
     from sitegen.figures import periodic

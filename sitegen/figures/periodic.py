@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: batches with fewer rows than this take the row-by-row path (the check would cost more than it saves)
-MIN_ROWS = 4096
+#: batches with fewer rows than this take the row-by-row path (tests raise it to compare both paths)
+MIN_ROWS = 1
 
 
 @dataclass
@@ -76,16 +76,14 @@ def runs_of(step, codes: tuple, min_rows: int | None = None) -> Runs | None:
     import numpy as np
 
     n = len(step) if step is not None else 0
-    if n < (MIN_ROWS if min_rows is None else min_rows) or n < 2:
+    if n < max(1, MIN_ROWS if min_rows is None else min_rows):
         return None
-    if not (step[1:] >= step[:-1]).all():
+    if n > 1 and not (step[1:] >= step[:-1]).all():
         return None
     change = np.empty(n, dtype=bool)
     change[0] = True
     np.not_equal(step[1:], step[:-1], out=change[1:])
-    starts = np.flatnonzero(change)
-    if len(starts) < 2:
-        return None
+    starts = np.flatnonzero(change)   # one step alone is a pattern too (a row group's last few rows)
     counts = np.diff(np.append(starts, n))
     k = int(counts.max())
     if len(counts) > 2 and (counts[1:-1] != k).any():

@@ -141,7 +141,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         rows.lo, rows.hi = opts.steps
     placed_lut = reduce.lut(n_p, {param_code[n]: i for i, n in enumerate(placed) if n in param_code})
     batches = reduce.batches_of(traced)
-    picked = reduce.select(batches(), rows, n_e, n_r, n_p, placed_lut)
+    picked = reduce.select((traced.outline or batches)(), rows, n_e, n_r, n_p, placed_lut)
     if picked.rows == 0:
         issues.append(Issue("error", f"{src}: no rows left after choosing experiments, runs and steps; "
                                      "widen the selection"))
