@@ -267,7 +267,8 @@ class Builder:
             if all(not h.startswith(content) or (h in cache and os.path.isfile(h)) for h in hint):
                 return known
         self._skipped: list[tuple[str, str]] = []
-        self._post_paths = discover(self.root / "content", self._skipped)
+        self._plain: set[str] = set()
+        self._post_paths = discover(self.root / "content", self._skipped, self._plain)
         return self._post_paths
 
     def _check_found(self, posts: list[Post], report: Report) -> None:
@@ -307,11 +308,20 @@ class Builder:
         resolved = self._resolved
         targets = {}
         folders: dict[str, str] = {}
+        plain = getattr(self, "_plain", ())  # files the listing said are no links: their folder's real path
         for p in posts:
             source = str(p.source)
             real = resolved.get(source)
             if real is None:
-                real = resolved[source] = realpath_in(source, folders)
+                if source in plain:
+                    folder, name = os.path.split(source)
+                    real_folder = folders.get(folder)
+                    if real_folder is None:
+                        real_folder = folders[folder] = os.path.realpath(folder)
+                    real = os.path.join(real_folder, name)
+                else:
+                    real = realpath_in(source, folders)
+                resolved[source] = real
             targets[real] = p.url
         from sitegen.jekyll import SITE_KEY
 

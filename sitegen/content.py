@@ -92,14 +92,16 @@ def is_bundle_index(path: Path) -> bool:
     return is_markdown(path.name) and path.name.rsplit(".", 1)[0] == "index"
 
 
-def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None) -> list[str]:
+def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None,
+             plain: set[str] | None = None) -> list[str]:
     """Every post source: Markdown files (``.md``, ``.markdown``, ``.mdown``, ``.mkd``), ``*/index.md``
     bundles, and the Markdown files of Jekyll's ``_posts/`` and ``_drafts/`` folders: their paths,
     sorted.
 
     Other names starting with '.' or '_' are skipped (editor files, drafts folders). One scandir per
     level instead of a recursive glob: a 4,000-post site is listed on every rebuild. ``skipped``, if
-    given, receives ``(name, why)`` for every entry that is not a post, for the "no post" error."""
+    given, receives ``(name, why)`` for every entry that is not a post, for the "no post" error;
+    ``plain``, if given, the posts known from the listing to be files, not symbolic links."""
     if not content_dir.is_dir():
         return []
     found = []
@@ -125,6 +127,8 @@ def discover(content_dir: Path, skipped: list[tuple[str, str]] | None = None) ->
             if entry.is_file():
                 if is_markdown(entry.name):
                     found.append(entry.path)
+                    if plain is not None and not entry.is_symlink():
+                        plain.add(entry.path)  # (the listing says so: no lstat needed to know it)
                 else:
                     skip(entry.path, "not a Markdown file (.md, .markdown, .mdown, .mkd)")
             elif entry.is_dir():
