@@ -313,15 +313,7 @@ class Builder:
             source = str(p.source)
             real = resolved.get(source)
             if real is None:
-                if source in plain:
-                    folder, name = os.path.split(source)
-                    real_folder = folders.get(folder)
-                    if real_folder is None:
-                        real_folder = folders[folder] = os.path.realpath(folder)
-                    real = os.path.join(real_folder, name)
-                else:
-                    real = realpath_in(source, folders)
-                resolved[source] = real
+                real = resolved[source] = realpath_in(source, folders, source in plain)
             targets[real] = p.url
         from sitegen.jekyll import SITE_KEY
 

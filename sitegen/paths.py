@@ -64,9 +64,10 @@ def bundle_files(root: Path, post, report, is_markdown) -> list[tuple[str, Path]
     return found
 
 
-def realpath_in(path: str, folders: dict[str, str]) -> str:
+def realpath_in(path: str, folders: dict[str, str], plain: bool = False) -> str:
     """``str(Path(path).resolve())``, with each folder resolved once (posts share a few folders, and
-    resolving walks every component of the path): only a file that is itself a link is resolved whole."""
+    resolving walks every component of the path): only a file that is itself a link is resolved whole.
+    ``plain``: the caller knows the file is no link (a folder listing said so), so it is not asked."""
     folder, name = os.path.split(path)
     if name in ("", ".", ".."):
         return os.path.realpath(path)
@@ -75,4 +76,4 @@ def realpath_in(path: str, folders: dict[str, str]) -> str:
         real = folders[folder] = os.path.realpath(folder or ".")
     joined = os.path.join(real, name)
     # Asked of the resolved path: "a/missing/../link" names a link that "a/missing" hides from lstat.
-    return os.path.realpath(joined) if os.path.islink(joined) else joined
+    return os.path.realpath(joined) if not plain and os.path.islink(joined) else joined
