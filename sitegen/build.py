@@ -132,14 +132,15 @@ class Builder:
         # collector's way (its passes over them took a fifth of a one-post rebuild's CPU time at
         # 4,000 posts): no pass while they are made (one would follow at once, over all of them),
         # then frozen, and handed back to it when the build ends.
-        freeze = gc.isenabled() and gc.get_freeze_count() == 0
-        if freeze:
-            gc.disable()
+        collecting = gc.isenabled()
+        freeze = collecting and gc.get_freeze_count() == 0
+        gc.disable()
         try:
             self._load_cache()
         finally:
             if freeze:
                 gc.freeze()
+            if collecting:
                 gc.enable()
         try:
             return self._build(in_place, changed, t0)

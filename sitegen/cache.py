@@ -17,7 +17,6 @@ loaded, the whole cache is written again, so the file always holds one build's c
 from __future__ import annotations
 
 import copyreg
-import gc
 import io
 import os
 import pickle
@@ -115,16 +114,11 @@ class CacheFile:
                 if meta.get("version") != version:
                     return None, out_dir
                 cache = {kind: {} for kind in KINDS}
-                collecting = gc.isenabled()
-                gc.disable()  # no collector passes over the objects while half a million are made
-                try:
-                    for kind, data, crc in db.execute("SELECT kind, data, crc FROM shards"):
-                        if zlib.crc32(data) != crc:
-                            return None, out_dir
-                        cache[kind].update(pickle.loads(data))
-                finally:
-                    if collecting:
-                        gc.enable()
+                # (the Builder keeps the collector off while it loads: half a million objects are made)
+                for kind, data, crc in db.execute("SELECT kind, data, crc FROM shards"):
+                    if zlib.crc32(data) != crc:
+                        return None, out_dir
+                    cache[kind].update(pickle.loads(data))
                 db.execute("COMMIT")
             finally:
                 db.close()
