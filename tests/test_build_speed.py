@@ -87,11 +87,16 @@ def _cached_build(site, tree):
     return result
 
 
-def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(site, tmp_path, tree):
+def _with_spare(site, tree):
+    """The posts built twice with the cache: the second build leaves the first one's site as the spare."""
     _posts(site)
     for _ in range(2):
         _cached_build(site, tree)
-    spare = site.root / ".sitegen-cache" / "spare-site"
+    return site.root / ".sitegen-cache" / "spare-site"
+
+
+def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(site, tmp_path, tree):
+    spare = _with_spare(site, tree)
     assert spare.is_dir()
     for step, (name, text) in enumerate([("p2.md", "Edited."), ("p9.md", "New."), ("p2.md", "Edited again.")]):
         # every file of the served site, hard-linked aside: a write into a shared file would show here
@@ -118,10 +123,7 @@ def _fresh(site, out):
 
 
 def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path, tree):
-    _posts(site)
-    for _ in range(2):
-        _cached_build(site, tree)
-    spare = site.root / ".sitegen-cache" / "spare-site"
+    spare = _with_spare(site, tree)
     victim = next(p for p in spare.rglob("index.html"))
     victim.unlink()
     victim.write_text("tampered")  # (a new file: the served site's hard link is left alone)
