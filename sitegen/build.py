@@ -32,13 +32,36 @@ from sitegen.stages import resolve_href as _resolve_href
 from sitegen.workers import stamp as _stamp
 
 
+#: the libraries whose output lands in the pages: another version of one must not reuse a page,
+#: a parse or a highlighted code block made by the one before
+LIBRARIES = ("markdown_it", "mdit_py_plugins", "pygments", "latex2mathml", "jinja2", "markupsafe", "yaml")
+
+
 def _code_version() -> str:
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         if path.relative_to(PACKAGE_DIR).parts[0].removesuffix(".py") not in ("trace", "expr", "serve", "cli"):
             # (not used by the build itself)
             h.update(path.read_bytes())
+    h.update(repr(_library_stamps()).encode())
     return h.hexdigest()[:16]
+
+
+def _library_stamps() -> list:
+    """Where each of :data:`LIBRARIES` is installed and its package file's stamp (an upgrade writes
+    the file again), found without importing it (Pygments and latex2mathml cost a one-post rebuild
+    0.1 s when nothing needs them)."""
+    from importlib.util import find_spec
+
+    stamps = []
+    for name in LIBRARIES:
+        try:
+            origin = find_spec(name).origin
+            st = os.stat(origin)
+            stamps.append((name, origin, st.st_mtime_ns, st.st_size, st.st_ino))
+        except Exception:
+            stamps.append((name, None))
+    return stamps
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,6 +95,8 @@ class Builder:
         self._resolved: dict[str, str] = {}
         self._swept = False                    # leftovers of a killed in-place write removed
         self._cached_out: str | None = None    # the output folder the cache on disk was written for
+        #: each post parsed since the last save -> its code and math HTML (None: the post is gone)
+        self._fragments: dict[str, dict | None] = {}
 
     # -- cache ------------------------------------------------------------------------------------
     @property
@@ -107,7 +132,8 @@ class Builder:
     def _save_cache(self) -> None:
         if not self.use_cache:
             return
-        self._cache_file().save(self.cache)
+        self._cache_file().save(self.cache, self._fragments)
+        self._fragments = {}
         templates = getattr(self, "_templates", None)
         if templates is not None and hasattr(templates, "flush"):
             templates.flush()
@@ -340,13 +366,16 @@ class Builder:
         if jobs:
             from sitegen.workers import run_posts
 
+            fragments = self._old_fragments([posts[i].rel for i, again in jobs if again]) if self.use_cache else None
             for i, parsed, page, problems in run_posts(
                     posts, jobs, self.workers, root=self.root, md_targets=md_targets, renderer=renderer,
-                    live=self.preview, parsed=parsed_cache, version=self.cache["version"],
+                    live=self.preview, parsed=parsed_cache, version=self.cache["version"], fragments=fragments,
                     tree=None if tree is None else str(tree), spare=self._spare_pages is not None):
                 post = posts[i]
                 report.extend(problems)
                 if parsed is not None:
+                    if parsed.fragments is not None:  # kept apart, read only when the post is parsed again
+                        self._fragments[post.rel], parsed.fragments = parsed.fragments, None
                     parsed_cache[post.rel] = (self._post_stamp(post), parsed)
                     parsed_now.append(post.rel)
                 elif page is None:
@@ -356,6 +385,8 @@ class Builder:
         live = {p.rel for p in posts}
         for rel in set(parsed_cache) - live:
             del parsed_cache[rel]
+            if self.use_cache:
+                self._fragments[rel] = None
         kept_keys = self.cache.setdefault("post_keys", {})
         for rel in set(kept_keys) - live:
             del kept_keys[rel]
@@ -365,6 +396,16 @@ class Builder:
                 report.extend(entry[1].problems)
         self._scanned = True
         return sorted(parsed_now)
+
+    def _old_fragments(self, rels: list[str]) -> dict[str, dict]:
+        """The fragments of the posts parsed before that are parsed again (see Parsed.fragments)."""
+        parsed_cache = self.cache["parsed"]
+        rels = [rel for rel in rels if rel in parsed_cache]
+        found = {rel: self._fragments[rel] or {} for rel in rels if rel in self._fragments}
+        rest = [rel for rel in rels if rel not in found]
+        if rest:
+            found.update(self._cache_file().fragments(rest, self.cache["version"]))
+        return found
 
     def _post_stamp(self, post: Post):
         loaded = self.cache["posts"].get(str(post.source))  # the stamp of the text that was loaded

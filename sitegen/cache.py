@@ -32,7 +32,9 @@ SHARDS = 64
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)",
            "CREATE TABLE IF NOT EXISTS shards (kind TEXT NOT NULL, shard INTEGER NOT NULL, "
-           "data BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (kind, shard))")
+           "data BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (kind, shard))",
+           "CREATE TABLE IF NOT EXISTS fragments (post TEXT PRIMARY KEY, version TEXT NOT NULL, "
+           "data BLOB NOT NULL, crc INTEGER NOT NULL)")
 _MISSING = object()
 
 
@@ -130,15 +132,42 @@ class CacheFile:
         self._generation = generation
         return cache, out_dir
 
-    def save(self, cache: dict) -> None:
+    def fragments(self, posts: list[str], version: str) -> dict[str, dict]:
+        """The code blocks' and formulas' HTML of each post's last parse (see sitegen/markdown.py):
+        not loaded with the cache, read only for the posts parsed again. A post without a row, a row
+        of another code version or a damaged one gives nothing to reuse, never an error."""
+        found: dict[str, dict] = {}
+        if not posts or not self.path.exists():
+            return found
+        try:
+            db = self._connect()
+            try:
+                for k in range(0, len(posts), 500):
+                    batch = posts[k:k + 500]
+                    marks = ", ".join("?" * len(batch))
+                    for post, kept, data, crc in db.execute(
+                            f"SELECT post, version, data, crc FROM fragments WHERE post IN ({marks})", batch):
+                        if kept == version and zlib.crc32(data) == crc:
+                            try:
+                                found[post] = pickle.loads(data)
+                            except Exception:
+                                pass
+            finally:
+                db.close()
+        except Exception:
+            return {}  # (no such table: a cache of an earlier version)
+        return found
+
+    def save(self, cache: dict, fragments: dict | None = None) -> None:
         """Write ``cache``: the groups whose entries changed since the last load or save, or all of
-        them when the file is not the one this object knows."""
+        them when the file is not the one this object knows; and ``fragments``, post -> its parse's
+        code and math HTML (None or empty: it has none now)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for attempt in (1, 2):
             db = None
             try:
                 db = self._connect()
-                self._save(db, cache)
+                self._save(db, cache, fragments or {})
                 return
             except sqlite3.DatabaseError as exc:
                 busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
@@ -155,7 +184,7 @@ class CacheFile:
                     pass
             self._saved = None
 
-    def _save(self, db: sqlite3.Connection, cache: dict) -> None:
+    def _save(self, db: sqlite3.Connection, cache: dict, fragments: dict) -> None:
         for statement in _SCHEMA:
             db.execute(statement)
         db.execute("BEGIN IMMEDIATE")
@@ -164,6 +193,8 @@ class CacheFile:
             saved = self._saved
             if saved is None or row is None or pickle.loads(row[0]) != self._generation:
                 db.execute("DELETE FROM shards")
+                # (a post's fragments are good while their version is: keyed by what they were made of)
+                db.execute("DELETE FROM fragments WHERE version != ?", (cache.get("version", ""),))
                 saved = {}
             for kind in KINDS:
                 now, before = cache.get(kind, {}), saved.get(kind)
@@ -185,6 +216,13 @@ class CacheFile:
                         db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)", (kind, s, data, zlib.crc32(data)))
                     else:
                         db.execute("DELETE FROM shards WHERE kind = ? AND shard = ?", (kind, s))
+            for post, made in fragments.items():
+                if made:
+                    data = pickle.dumps(made, protocol=pickle.HIGHEST_PROTOCOL)
+                    db.execute("INSERT OR REPLACE INTO fragments VALUES (?, ?, ?, ?)",
+                               (post, cache.get("version", ""), data, zlib.crc32(data)))
+                else:
+                    db.execute("DELETE FROM fragments WHERE post = ?", (post,))
             generation = secrets.token_hex(8)
             small = {name: value for name, value in cache.items() if name not in KINDS}
             small["generation"] = generation

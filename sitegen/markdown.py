@@ -42,6 +42,28 @@ class Rendered:
 
 
 # ---------------------------------------------------------------------------------------------
+# fragments reused from the post's previous parse
+
+def _reused(ctx: PageContext | None, key: tuple) -> str | None:
+    """The HTML this post's previous parse made of the same code block or formula (``key`` holds
+    all it depends on besides the code version and the libraries' versions, which the whole cache
+    is keyed by), or None. An edit to the prose around unchanged code and math then neither
+    highlights nor converts them again, nor imports Pygments and latex2mathml."""
+    store = ctx.meta.get("fragments") if ctx is not None else None
+    if store is None:
+        return None
+    old, new = store
+    return new.get(key) or old.get(key)
+
+
+def _keep(ctx: PageContext | None, key: tuple, made: str) -> None:
+    """Record what this parse made of ``key``, for the next parse of the post."""
+    store = ctx.meta.get("fragments") if ctx is not None else None
+    if store is not None:
+        store[1][key] = made
+
+
+# ---------------------------------------------------------------------------------------------
 # math
 
 @lru_cache(maxsize=4096)
@@ -63,8 +85,13 @@ def _math_html(latex: str, display: bool, ctx: PageContext | None, line: int | N
     try:
         reason = _unbalanced(prepared)
         if reason is None:
-            mathml = _convert_math(prepared, display)
+            key = ("math", prepared, display)
+            mathml = _reused(ctx, key)
+            if mathml is None:
+                mathml = _convert_math(prepared, display)
             reason = mathjax.leftover(mathml)
+            if reason is None:
+                _keep(ctx, key, mathml)
     except Exception as exc:  # latex2mathml raises many types for bad input
         # latex2mathml's errors mostly carry no message, only a name: MissingSuperScriptOrSubscriptError
         reason = str(exc) or re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__.removesuffix("Error")).lower()
@@ -215,7 +242,13 @@ def _fence(self, tokens, idx, options, env):
         return _render_directive(self, tokens, idx, options, env)
     words = info.split()
     lang = words[0] if words else ""
-    return highlight(token.content, lang, linenos="linenos" in words[1:])
+    ctx = env.get("ctx")
+    key = ("code", lang, "linenos" in words[1:], token.content)
+    made = _reused(ctx, key)
+    if made is None:
+        made = highlight(token.content, lang, linenos=key[2])
+    _keep(ctx, key, made)
+    return made
 
 
 def _role_rule(state, silent):

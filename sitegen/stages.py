@@ -60,6 +60,9 @@ class Parsed:
     #: "static": drawn from finished tables only. A page drawn one way is never reused the other way.
     data_mode: str | None = None
     reads_run: bool = False                  # read a run still training: redrawn whenever in doubt
+    #: the HTML of each code block and formula, for the post's next parse to reuse (see
+    #: sitegen/markdown.py); the builder keeps it apart in the cache (None in the parse cache)
+    fragments: dict | None = None
 
 
 @dataclass

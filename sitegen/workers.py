@@ -33,10 +33,16 @@ def stamp(path: str | Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = False) -> Parsed:
+def parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = False,
+               fragments: dict | None = None) -> Parsed:
+    """``fragments``: the code blocks' and formulas' HTML of the post's previous parse, to reuse
+    (see sitegen/markdown.py); what this parse makes of them comes back in ``Parsed.fragments``.
+    None: neither reused nor kept (a build without a cache)."""
     from sitegen import jekyll, markdown
 
     ctx = PageContext(path=post.rel, root=root, source_dir=post.source.parent)
+    if fragments is not None:
+        ctx.meta["fragments"] = (fragments, {})
     ctx.meta["live"] = live
     ctx.meta["md_targets"] = md_targets
     ctx.meta["md_links"] = {}
@@ -57,6 +63,7 @@ def parse_post(post: Post, root: Path, md_targets: dict[str, str], live: bool = 
         md_links=ctx.meta["md_links"],
         data_mode=None if ctx.catalog is None else ("live" if live else "static"),
         reads_run=bool(ctx.meta.get("read_live")),
+        fragments=None if fragments is None else ctx.meta["fragments"][1],
     )
 
 
@@ -66,7 +73,9 @@ def _post_job(job) -> tuple[int, Parsed | None, PageOut | None, list[Problem]]:
     post = _WORK["posts"][i]
     try:
         if need_parse:
-            parsed = parse_post(post, _WORK["root"], _WORK["md_targets"], _WORK["live"])
+            fragments = _WORK.get("fragments")
+            parsed = parse_post(post, _WORK["root"], _WORK["md_targets"], _WORK["live"],
+                                None if fragments is None else fragments.get(post.rel, {}))
             parsed.key = _digest(post.source.read_bytes(), sorted(parsed.deps.items()),
                                  sorted(parsed.md_links.items()), _WORK["version"])
         else:
