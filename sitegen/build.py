@@ -387,9 +387,10 @@ class Builder:
             del parsed_cache[rel]
             if self.use_cache:
                 self._fragments[rel] = None
-        kept_keys = self.cache.setdefault("post_keys", {})
-        for rel in set(kept_keys) - live:
-            del kept_keys[rel]
+        for kind in ("post_keys", "summary_keys"):
+            kept_keys = self.cache.setdefault(kind, {})
+            for rel in set(kept_keys) - live:
+                del kept_keys[rel]
         for post in posts:
             entry = parsed_cache.get(post.rel)
             if entry:

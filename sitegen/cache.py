@@ -26,8 +26,8 @@ import zlib
 from pathlib import Path, PurePath
 
 #: the big maps, saved group by group
-KINDS = ("posts", "parsed", "pages", "post_keys")
-#: groups per map: a one-post rebuild rewrites a few of 256 (about 1/64 of the cache)
+KINDS = ("posts", "parsed", "pages", "post_keys", "summary_keys")
+#: groups per map: a one-post rebuild rewrites a few groups of each map (about 1/64 of the cache)
 SHARDS = 64
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)",

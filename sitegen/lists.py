@@ -83,6 +83,39 @@ class ListPages:
             out.append(summary)
         return out
 
+    def _summary_keys(self, entries) -> list[str]:
+        """Each entry's list item as a short key (what the index, tag and tags pages show of it): the
+        list pages' keys are made of these, so a rebuild needs no summary but those of the posts that
+        changed. Kept in the build cache with the stamp of the post's file and its parse's key (a
+        post is what its file and the config, in base_key, make it); the ``_summaries`` of the
+        posts whose key is not known are made all at once."""
+        memo = self._memo("summary_key")
+        kept = self.builder.cache.setdefault("summary_keys", {})
+        base_key = self.base_key
+        keys: list = [None] * len(entries)
+        missing = []
+        for k, (post, pp) in enumerate(entries):
+            hit = memo.get(post.rel)
+            if hit is not None and hit[0] is post and hit[1] is pp and hit[2] == base_key:
+                keys[k] = hit[3]
+                continue
+            inputs = (base_key, pp.key, self._stamp_of(post))
+            old = kept.get(post.rel)
+            if old is not None and old[0] == inputs and inputs[2] is not None and inputs[1]:
+                keys[k] = old[1]
+                memo[post.rel] = (post, pp, base_key, old[1])
+            else:
+                missing.append(k)
+        if missing:
+            made = self._summaries([entries[k] for k in missing])
+            for k, e in zip(missing, made):
+                post, pp = entries[k]
+                key = keys[k] = _digest(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]), e["tags"],
+                                        e["draft"], e["authors"], str(e["thumbnail"]))
+                memo[post.rel] = (post, pp, base_key, key)
+                kept[post.rel] = ((base_key, pp.key, self._stamp_of(post)), key)
+        return keys
+
     def _key(self, name: str, inputs: tuple, compute) -> str:
         """``compute()``, unless ``inputs`` equal last build's (tuples compare items by identity
         first, so unchanged summaries cost a pointer comparison, not a hash of their text)."""
@@ -94,45 +127,42 @@ class ListPages:
         memo[name] = (inputs, key)
         return key
 
-    def _index_pages(self, entries, base_key, summaries=None) -> None:
+    def _index_pages(self, entries, base_key, summary_keys) -> None:
         per = self.config.posts_per_page
-        summaries = self._summaries(entries) if summaries is None else summaries
-        chunks = [summaries[i:i + per] for i in range(0, len(summaries), per)] or [[]]
+        chunks = [(entries[i:i + per], summary_keys[i:i + per]) for i in range(0, len(entries), per)] or [([], [])]
         total = len(chunks)
-        for n, chunk in enumerate(chunks, 1):
+        for n, (chunk, keys) in enumerate(chunks, 1):
             url = "/" if n == 1 else f"/page/{n}/"
             prev_url = None if n == 1 else ("/" if n == 2 else f"/page/{n - 1}/")
             next_url = f"/page/{n + 1}/" if n < total else None
-            key = self._key(f"index/{n}", (base_key, total, tuple(chunk)), lambda chunk=chunk, n=n: _digest(
-                base_key, "index", n, total, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]),
-                                               e["tags"], e["draft"], str(e["thumbnail"])) for e in chunk]))
+            key = _digest(base_key, "index", n, total, keys)
             rel = "index.html" if n == 1 else f"page/{n}/index.html"
             self._emit(rel, key, lambda chunk=chunk, url=url, n=n, prev_url=prev_url, next_url=next_url: self._render(
-                "index.html", "the index", posts=chunk, page_number=n, page_count=total,
+                "index.html", "the index", posts=self._summaries(chunk), page_number=n, page_count=total,
                 prev_url=prev_url, next_url=next_url,
                 **self._page_common(url, self.config.title if n == 1 else f"{self.config.title} (page {n})",
                                     self.config.description)))
 
-    def _tag_pages(self, entries, base_key, summaries=None) -> None:
+    def _tag_pages(self, entries, base_key, summary_keys) -> None:
         from sitegen.content import slugify
 
-        summaries = self._summaries(entries) if summaries is None else summaries
         tags: dict[str, list] = {}
         names: dict[str, str] = {}
         slugs = self._memo("tag_slugs")
-        for (post, _), summary in zip(entries, summaries):
-            for tag in post.tags:
+        for entry, key in zip(entries, summary_keys):
+            for tag in entry[0].tags:
                 slug = slugs.get(tag)
                 if slug is None:
                     slug = slugs[tag] = slugify(tag)
                 names.setdefault(slug, tag)
-                tags.setdefault(slug, []).append(summary)
-        for slug, chunk in tags.items():
-            key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(chunk)), lambda chunk=chunk, slug=slug: _digest(
-                base_key, "tag", slug, [(e["url"], e["title"], repr(e["date"]), str(e["excerpt"]), e["tags"],
-                                        str(e["thumbnail"])) for e in chunk]))
+                tags.setdefault(slug, []).append((entry, key))
+        for slug, items in tags.items():
+            chunk = [entry for entry, _ in items]
+            key = self._key(f"tag/{slug}", (base_key, names[slug], tuple(k for _, k in items)),
+                            lambda items=items, slug=slug: _digest(base_key, "tag", slug, names[slug],
+                                                                   [k for _, k in items]))
             self._emit(f"tags/{slug}/index.html", key, lambda chunk=chunk, slug=slug: self._render(
-                "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=chunk,
+                "tag.html", f"tag '{names[slug]}'", tag=names[slug], posts=self._summaries(chunk),
                 **self._page_common(f"/tags/{slug}/", f"Posts tagged {names[slug]}", self.config.description)))
         summary = sorted(((names[s], s, len(v)) for s, v in tags.items()), key=lambda t: t[0].lower())
         self._emit("tags/index.html", _digest(base_key, "tags", summary), lambda: self._render(

@@ -402,10 +402,10 @@ class Renderer(ListPages):
         entries = [(p, parsed.get(p.rel)) for p in self.listed]
         entries = [(p, pp) for p, pp in entries if pp is not None]
         base_key = self.base_key
-        summaries = self._summaries(entries)
+        summary_keys = self._summary_keys(entries)
         self.deferred = []
-        self._index_pages(entries, base_key, summaries)
-        self._tag_pages(entries, base_key, summaries)
+        self._index_pages(entries, base_key, summary_keys)
+        self._tag_pages(entries, base_key, summary_keys)
         self._feed(entries, base_key)
         self._sitemap(self.sorted_posts, base_key)  # (an entry per post: in a worker too, not after them)
         self._render_deferred()
