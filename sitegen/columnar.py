@@ -165,7 +165,9 @@ class Piece:
     extra: dict
     rows: int
     bad: int               # NaN or infinite values
-    runs: Any = None       # the rows repeat at every step (sitegen.figures.periodic.Runs)
+    runs: Any = None       # the rows repeat at every step (sitegen.figures.periodic.Runs): ``local`` holds the
+                           # first ``runs.k`` rows' codes only, and ``step`` is None (``runs`` has the steps)
+    bad_rows: Any = None   # the rows of ``bad``
 
     def luts(self, final: dict, via: dict | None = None) -> dict:
         """Per label column, the lookup from this piece's indices to figure codes: ``final`` maps the
@@ -185,19 +187,48 @@ class Piece:
     def batch(self, luts: dict) -> Batch:
         import numpy as np
 
-        def codes_of(key):
+        def codes_of(key, rows):
             if self.local[key] is None:
-                return np.zeros(self.rows, dtype=np.int16)
-            if self.runs is not None:  # the first k rows, repeated
-                pattern = luts[key][self.local[key]]
-                return np.tile(pattern, -(-self.rows // len(pattern)))[:self.rows]
+                return np.zeros(rows, dtype=np.int16)
             return luts[key][self.local[key]]
-        codes = {key: codes_of(key) for key in ("e", "r", "p")}
         value = self.value if self.value is not None else np.broadcast_to(np.nan, (self.rows,))  # an outline
-        b = Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=value, step=self.step, extra=self.extra)
         if self.runs is not None:
-            b.memo["runs"] = self.runs
-        return b
+            first = {key: codes_of(key, self.runs.k) for key in ("e", "r", "p")}
+            return _Repeating(first, value, self.extra, self.runs, self.bad_rows)
+        codes = {key: codes_of(key, self.rows) for key in ("e", "r", "p")}
+        return Batch(e=codes["e"], r=codes["r"], p=codes["p"], value=value, step=self.step, extra=self.extra)
+
+
+class _Repeating(Batch):
+    """A periodic batch whose codes and steps are spelled out row by row only when something asks for them:
+    the figure's periodic paths (:mod:`sitegen.figures.periodic`) read the first step's codes
+    (``memo["first"]``), the steps (``memo["runs"]``) and the rows not finite (``memo["bad"]``)."""
+
+    def __init__(self, first: dict, value, extra: dict, runs, bad_rows):
+        self.value, self.extra = value, extra
+        self.memo = {"runs": runs, "first": first}
+        if bad_rows is not None:
+            self.memo["bad"] = bad_rows
+        self._spelled: dict = {}
+
+    def _column(self, name: str):
+        import numpy as np
+
+        got = self._spelled.get(name)
+        if got is None:
+            runs, rows = self.memo["runs"], len(self.value)
+            if name == "step":
+                got = np.repeat(runs.steps, runs.counts)
+            else:  # row i has the codes of row i % k
+                first = self.memo["first"][name]
+                got = np.tile(first, -(-rows // len(first)))[:rows]
+            self._spelled[name] = got
+        return got
+
+    e = property(lambda self: self._column("e"))
+    r = property(lambda self: self._column("r"))
+    p = property(lambda self: self._column("p"))
+    step = property(lambda self: self._column("step"))
 
 
 def _piece(table, plan: Plan, labels: dict) -> Piece:
@@ -211,6 +242,8 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
             if plan.names[role] is not None}
     cols = {key: c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for key, c in cols.items()}
     runs = _repeats(step, cols)
+    if step is not None:  # a periodic batch keeps its steps in ``runs`` only
+        step = _narrow(step, runs)
     local = {"e": None, "r": None, "p": None}
     for key, column in cols.items():
         if runs is not None:  # the first k rows repeat: code them only (Piece.batch repeats them)
@@ -232,13 +265,15 @@ def _piece(table, plan: Plan, labels: dict) -> Piece:
                           else arr.to_numpy())
 
     value = floats(plan.names["value"])
-    bad = int(len(value) - np.count_nonzero(np.isfinite(value)))
+    finite = np.isfinite(value)
+    bad = int(len(value) - np.count_nonzero(finite))
     extra = {c: floats(c) for c in plan.bounds}
-    return Piece(local, step, value, extra, table.num_rows, bad, runs)
+    bad_rows = np.flatnonzero(~finite) if bad else np.zeros(0, dtype=np.intp)
+    return Piece(local, step, value, extra, table.num_rows, bad, runs, bad_rows)
 
 
 def _steps(table, plan: Plan):
-    """The batch's steps as int32 (int64 when they need it), or None without a step column."""
+    """The batch's steps as int64, or None without a step column."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -248,13 +283,25 @@ def _steps(table, plan: Plan):
     col = table.column(plan.names["step"])
     if col.null_count:
         raise Unsupported("empty steps")
-    step = np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.int64)
-    lo, hi = (int(step.min()), int(step.max())) if len(step) else (0, 0)
+    return np.asarray(pc.cast(col, pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _narrow(step, runs):
+    """The batch's steps as int32 (int64 when they need it); for a periodic batch (``runs``), None, and
+    ``runs.steps`` narrowed instead (its steps are sorted: the first and last are the smallest and largest)."""
+    import numpy as np
+
+    if runs is not None:
+        lo, hi = (int(runs.steps[0]), int(runs.steps[-1]))
+    else:
+        lo, hi = (int(step.min()), int(step.max())) if len(step) else (0, 0)
     if max(-lo, hi) > EXACT:
         raise Unsupported("steps beyond float64")
     if -2 ** 31 < lo and hi < 2 ** 31:  # half the memory; figures compare and sort them the same
-        step = step.astype(np.int32)
-    return step
+        if runs is None:
+            return step.astype(np.int32)
+        runs.steps = runs.steps.astype(np.int32)
+    return None if runs is not None else step
 
 
 def _repeats(step, cols: dict):

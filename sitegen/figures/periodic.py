@@ -71,6 +71,14 @@ class Runs:
         return out
 
 
+def first_codes(b, k: int) -> dict:
+    """The experiment, run and parameter codes of a periodic batch's first ``k`` rows, which the rest
+    repeat (row ``i`` has row ``i % k``'s): kept by a reader that never spells out the others
+    (``b.memo["first"]``), or the first rows of ``b``'s columns."""
+    got = b.memo.get("first")
+    return got if got is not None else {"e": b.e[:k], "r": b.r[:k], "p": b.p[:k]}
+
+
 def runs_of(step, codes: tuple, min_rows: int | None = None) -> Runs | None:
     """The batch's :class:`Runs`, or None when its rows do not repeat step after step."""
     import numpy as np
@@ -113,9 +121,11 @@ def duplicates(runs: Runs, model, kept) -> int:
     ``model``: each pattern position's cell (-1: not drawn)."""
     import numpy as np
 
+    from sitegen.figures.counts import distinct
+
     def within(m):
         m = m[m >= 0]
-        return len(m) - len(np.unique(m))
+        return len(m) - distinct(m)
 
     full = kept & runs.full
     total = within(model) * int(np.count_nonzero(full))

@@ -20,14 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from sitegen.figures.counts import (BITMAP_BYTES, across, distinct, distinct_rows, distinct_sorted, distinct_values,
+                                    first_order, first_seen, lut)
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from sitegen.traced import Traced
-
-#: the bitmap that counts distinct (cell, step) pairs for the duplicate check stays under this many bytes;
-#: beyond it the pairs are collected and counted by sorting
-BITMAP_BYTES = 1 << 27
 
 
 @dataclass
@@ -83,49 +82,6 @@ def frame_batch(traced: "Traced") -> Batch:
                  step=df["step"].to_numpy(dtype="int64") if traced.has_step else None, extra=extra)
 
 
-def lut(size: int, codes: dict[int, int] | None):
-    """A lookup from codes (0..size-1, and -1 in the last slot) to positions (-1: not chosen).
-    ``None``: every code keeps its own position."""
-    import numpy as np
-
-    out = np.full(size + 1, -1, dtype=np.int32 if size < 2 ** 31 - 1 else np.int64)
-    if codes is None:
-        out[:size] = np.arange(size)
-    else:
-        for code, pos in codes.items():
-            out[code] = pos
-    return out
-
-
-def first_order(codes) -> list[int]:
-    """The distinct codes in order of first appearance (one hash pass in Arrow, no sort)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.unique(pa.array(codes)).to_pylist()
-
-
-def first_seen(codes, n: int) -> dict[int, int]:
-    """``{code: index of its first row}`` for codes in -1..n-1, without sorting all of them: the
-    rows are searched in growing slices until every code that occurs has been met."""
-    import numpy as np
-
-    if not len(codes):
-        return {}
-    need = int((np.bincount(codes.astype(np.intp) + 1, minlength=n + 1) > 0).sum())
-    found: dict[int, int] = {}
-    start, size = 0, 4096
-    while len(found) < need:
-        part = codes[start:start + size]
-        uniq, index = np.unique(part, return_index=True)
-        for c, i in zip(uniq.tolist(), index.tolist()):
-            if c not in found:
-                found[c] = start + i
-        start += size
-        size *= 4
-    return found
-
-
 @dataclass
 class Rows:
     """Which rows a figure reads: experiments and runs (lookups from codes, None: all) and steps."""
@@ -164,19 +120,6 @@ class Selection:
     present: list[int] = field(default_factory=list)   # parameter codes, first appearance first
     pairs: Any = None                               # bool [experiments, runs]: has a placed parameter
     steps: Any = None                               # sorted distinct steps of the placed parameters
-
-
-def _distinct_sorted(a):
-    import numpy as np
-
-    if len(a) < 2:
-        return a.copy()
-    if (a[1:] >= a[:-1]).all():
-        keep = np.empty(len(a), dtype=bool)
-        keep[0] = True
-        np.not_equal(a[1:], a[:-1], out=keep[1:])
-        return a[keep]
-    return np.unique(a)
 
 
 def select(batches: Iterable[Batch], rows: Rows, n_e: int, n_r: int, n_p: int, placed) -> Selection:
@@ -226,7 +169,7 @@ def _select_one(b: Batch, rows: Rows, n_r: int, placed) -> tuple:
     distinct = None
     if b.step is not None:
         s = b.step if m is None else b.step[m]
-        distinct = _distinct_sorted(s if every else s[pp])
+        distinct = distinct_sorted(s if every else s[pp])
     return len(p), present, pairs, distinct
 
 
@@ -244,8 +187,12 @@ def _pattern(b: Batch, runs, rows: Rows):
     """One full step's rows of a periodic batch, and which of them ``rows`` chooses (steps aside)."""
     import numpy as np
 
+    from sitegen.figures import periodic
+
     a, k = runs.anchor, runs.k
-    pat = Batch(e=b.e[a:a + k], r=b.r[a:a + k], p=b.p[a:a + k], value=b.value[a:a + k])
+    first = periodic.first_codes(b, k)
+    pat = Batch(e=np.roll(first["e"], -a), r=np.roll(first["r"], -a), p=np.roll(first["p"], -a),
+                value=b.value[a:a + k])
     m = Rows(rows.e_ok, rows.r_ok).mask(pat)
     take = np.ones(k, dtype=bool) if m is None else m.copy()
     ok = np.ones(len(runs.steps), dtype=bool)
@@ -263,11 +210,11 @@ def _select_periodic(b: Batch, runs, rows: Rows, n_r: int, placed) -> tuple:
     pat, take, step_ok = _pattern(b, runs, rows)
     per = runs.per_step(take) * step_ok
     with_placed = (runs.per_step(take & (placed[pat.p] >= 0)) * step_ok) > 0
-    idx = runs.rows(np.flatnonzero(per > 0)[:2])
-    idx = idx[take[runs.position(idx)]]
-    p = b.p[idx]
+    at = runs.position(runs.rows(np.flatnonzero(per > 0)[:2]))
+    at = at[take[at]]
+    p = pat.p[at]
     pp = placed[p] >= 0
-    e, r = b.e[idx][pp], b.r[idx][pp]
+    e, r = pat.e[at][pp], pat.r[at][pp]
     seen = np.zeros((int(e.max()) + 1 if len(e) else 0, n_r), dtype=bool)
     seen[e, r] = True
     return int(per.sum()), first_order(p), np.flatnonzero(seen), runs.steps[with_placed]
@@ -292,20 +239,21 @@ def _prepare_periodic(b: Batch, runs, rows: Rows, placed, e_pos, r_pos, shape) -
     model += r
     model[~drawn] = -1
     nonfinite = np.zeros(P, dtype=np.int64)
-    bad = np.flatnonzero(~np.isfinite(b.value))  # only the rows that are not finite are looked at
+    bad = b.memo.get("bad")  # only the rows that are not finite are looked at (the reader may know them)
+    bad = np.flatnonzero(~np.isfinite(b.value)) if bad is None else bad
     if len(bad):
         counted = step_ok[np.searchsorted(runs.starts, bad, side="right") - 1] & take[runs.position(bad)]
         if counted.any():
-            nonfinite = np.bincount(placed[b.p[bad[counted]]], minlength=P)
+            nonfinite = np.bincount(placed[pat.p[runs.position(bad[counted])]], minlength=P)
     per = runs.per_step(drawn) * step_ok
     steps = np.flatnonzero(per > 0)
     prep = _Prepared(None, b.value, None, True, nonfinite, {}, periodic.duplicates(runs, model, per > 0),
-                     runs=runs, pattern=model, per=per)
+                     runs=runs, pattern=model, per=per, once=distinct(model[drawn]) == int(drawn.sum()))
     if len(steps):
         ends = []
         for j in (steps[0], steps[-1]):
             m = model[runs.position(runs.rows([j]))]
-            ends.append(np.unique(m[m >= 0]))
+            ends.append(distinct_values(m[m >= 0]))
         prep.first, prep.last = ends
         prep.low, prep.high = int(runs.steps[steps[0]]), int(runs.steps[steps[-1]])
     return prep
@@ -356,6 +304,7 @@ class _Prepared:
     runs: Any = None      # a periodic batch (sitegen.figures.periodic.Runs): ``model`` is then None, and
     pattern: Any = None   # each pattern position's (parameter, row, dot) index (-1: not drawn)
     per: Any = None       # and the rows drawn at each step
+    once: bool = False    # no (parameter, row, dot) index twice in the pattern
 
     @property
     def size(self) -> int:
@@ -459,6 +408,7 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
     key = (rows.key(), placed.tobytes(), e_pos.tobytes(), r_pos.tobytes(), shape, tuple(bound_names))
     spans = []   # per batch with rows: (lowest step, highest step, duplicates within it, first, last)
     kept = dropped = 0
+    top = np.iinfo(np.int64).min   # the latest step in best_step
 
     def prepared(b):
         prep = b.memo.get(key)
@@ -478,7 +428,7 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
             got = _periodic_rows(prep, frame_steps, all_steps)
             if got is None:
                 continue
-            model, v, s, f, chosen, cut = got
+            model, v, s, f, chosen, cut, single = got
             kept += chosen
             dropped += cut
         else:
@@ -499,6 +449,11 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
             continue
         lin = model.astype(wide) * F
         lin += f
+        if prep.runs is not None and single and prep.once and s[0] >= top:
+            # each cell at most once, and later than every row before: the scatter below, without its checks
+            best_step[lin], best_val[lin], has[lin] = s, v, True
+            top = int(s[-1])
+            continue
         if not prep.ordered:
             order = np.lexsort((s, lin))
             lin_s = lin[order]
@@ -520,15 +475,16 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         newer = cand_s >= best_step[touched]  # a later batch wins a tie: its rows come later
         won = touched[newer]
         best_step[won] = cand_s[newer]
+        top = max(top, int(cand_s[newer].max())) if len(won) else top
         best_val[won] = v[idx[newer]]
         has[touched] = True
     # duplicates: batch by batch when no rows were dropped and the batches' steps follow each other
     # (what a tracer writes); otherwise over every row at once
-    across = _across(spans) if not dropped else None
-    if across is not None:  # batches in step order (what a tracer writes): each one's, and a split step's
-        duplicates = sum(d for _, _, d, _, _ in spans) + across
+    shared = across(spans) if not dropped else None
+    if shared is not None:  # batches in step order (what a tracer writes): each one's, and a split step's
+        duplicates = sum(d for _, _, d, _, _ in spans) + shared
     else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
-        duplicates = kept - _distinct((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
+        duplicates = kept - distinct_rows((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
 
 
@@ -550,6 +506,7 @@ def _periodic_rows(prep: _Prepared, frame_steps, all_steps):
     chosen = int(prep.per[steps].sum())
     pick = periodic.candidates(f, runs.full[steps])
     steps, f = steps[pick], f[pick]
+    single = bool((f[1:] != f[:-1]).all())   # one step per frame
     idx = runs.rows(steps)
     model = prep.pattern[runs.position(idx)]
     f = np.repeat(f, runs.counts[steps])
@@ -557,44 +514,4 @@ def _periodic_rows(prep: _Prepared, frame_steps, all_steps):
     ok = model >= 0
     if not ok.all():
         idx, model, f, s = idx[ok], model[ok], f[ok], s[ok]
-    return model, prep.value[idx], s, f, chosen, cut
-
-
-def _across(spans) -> int | None:
-    """Duplicates between batches whose steps follow each other (each batch's first step may be the
-    previous one's last): per shared step, the (parameter, row, dot) indices several batches have there.
-    None when the batches' steps interleave (or there are none)."""
-    import numpy as np
-
-    shared: dict[int, list] = {}
-    for i, (low, high, _, first, last) in enumerate(spans):
-        if first is None or (i and spans[i - 1][1] > low):
-            return None
-        shared.setdefault(low, []).append(first)
-        if high != low:
-            shared.setdefault(high, []).append(last)
-    return sum(sum(len(m) for m in models) - len(np.unique(np.concatenate(models)))
-               for models in shared.values() if len(models) > 1)
-
-
-def _distinct(prepared: Iterable[_Prepared], frame_steps, all_steps, models: int) -> int:
-    """Distinct (parameter, row, dot, step) among the rows of every batch up to the last frame."""
-    import numpy as np
-
-    S = max(1, len(all_steps))
-    bits = np.zeros(models * S, dtype=bool) if models * S <= BITMAP_BYTES else None
-    keys = []
-    for prep in prepared:
-        model, s = prep.arrays()
-        if s is not None:
-            keep = s <= frame_steps[-1]
-            if not keep.all():
-                model, s = model[keep], s[keep]
-        key = model.astype(np.int64) * S + (np.searchsorted(all_steps, s) if s is not None else 0)
-        if bits is not None:
-            bits[key] = True
-        else:
-            keys.append(np.unique(key))
-    if bits is not None:
-        return int(np.count_nonzero(bits))
-    return len(np.unique(np.concatenate(keys))) if keys else 0
+    return model, prep.value[idx], s, f, chosen, cut, single
