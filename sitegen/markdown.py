@@ -18,6 +18,7 @@ from markdown_it.common.utils import escapeHtml
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from sitegen import blockrules
 from sitegen.content import CONTROL, is_markdown, slugify  # noqa: F401  (slugify: heading ids here, and for callers)
 from sitegen.context import PageContext
 from sitegen.directives import REGISTRY, Call, load_builtin
@@ -416,6 +417,7 @@ def markdown() -> MarkdownIt:
     md.add_render_rule("footnote_block_open", _footnote_block_open)
     md.add_render_rule("footnote_open", _footnote_open)
     md.add_render_rule("footnote_anchor", _footnote_anchor)
+    blockrules.install(md)  # the same tokens, without calling the rules the line's first character rules out
     return md
 
 
