@@ -1,24 +1,29 @@
-"""Pygments' regex lexers, driven with one regular expression per state instead of one per rule.
+"""Pygments' regex lexers, with the neighbouring rules of a state that lead to the same next state
+matched by one regular expression.
 
-A Pygments ``RegexLexer`` finds each token by trying the rules of its current state one after the other
-(``rule.match(text, pos)``) until one matches: for Python code, some 40 calls from Python for every
-token, most of a code block's highlighting time. An alternation ``(rule0)|(rule1)|...`` matched at the
-same position picks the same rule (the regex engine also tries the alternatives in order and takes the
-first that matches) with the same match, in one call; its ``lastindex`` says which rule it was.
-:func:`tokens_unprocessed` is ``RegexLexer.get_tokens_unprocessed`` with that one change, so the tokens,
-and the HTML made from them, are the same.
+A Pygments ``RegexLexer`` finds each token by trying its current state's rules in order, one
+``rule.match(text, pos)`` call from Python per rule, until one matches: for Python code some 40 calls
+per token, most of a code block's highlighting time. An alternation ``(?:rule0)()|(?:rule1)()|...``
+matched at the same position picks the same rule with the same match in one call (the regex engine
+also tries the alternatives in order and takes the first that matches), and the empty group that ends
+each alternative tells which rule it was (``lastindex``).
 
-A state is left to the rule-by-rule loop when its rules cannot be joined without changing what they
-mean: a rule that refers back to a group by number (its numbers would shift) or tests whether a group
-matched, rules compiled with different flags, or any the regex module refuses to compile together. (A
-rule's own ``(?i)`` becomes ``(?i:...)``: the same for that rule, and allowed inside a bigger pattern.)
+Nothing of Pygments' own loop is replaced: :func:`fast` gives one lexer a table of states in which
+each run of neighbouring rules that share their next state is one rule, whose action hands the match
+on to the rule that matched. Pygments' loop then takes that rule's state change, which is the same
+for the whole run, so the tokens, and the HTML made of them, are exactly Pygments' own.
+
+A rule stays on its own where joining could change what it means: it refers back to a group by
+number or name, tests whether a group matched, sets flags in its middle, or was compiled with other
+flags than its neighbours. (A rule's leading ``(?i)`` becomes ``(?i:...)``: the same for that rule,
+and allowed inside a bigger pattern.)
 """
 from __future__ import annotations
 
 import re
 
 from pygments.lexer import RegexLexer
-from pygments.token import Error, Whitespace, _TokenType
+from pygments.token import _TokenType
 
 #: what may make a rule mean something else inside a bigger pattern (see the module's docstring)
 _UNSAFE = re.compile(r"\\[1-9]|\(\?\(|\(\?P=|\(\?[aiLmsux]+\)")
@@ -28,137 +33,88 @@ _FLAG = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
 
 
 def fast(lexer) -> bool:
-    """Drive ``lexer`` (an instance) by :func:`tokens_unprocessed` if it is a plain ``RegexLexer``, whose
-    class leaves the rule loop as Pygments wrote it; returns whether it does. Its root state's rules are
-    joined now (a few ms to tens of ms: a builder does it once, before forking its workers), the others
-    when first entered."""
-    cls = type(lexer)
-    if (not isinstance(lexer, RegexLexer) or cls.get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed
-            or "root" not in getattr(lexer, "_tokens", {})):
+    """Give ``lexer`` (an instance) the joined rules if it is a plain ``RegexLexer``, whose class leaves
+    the rule loop as Pygments wrote it; returns whether it did. Its root state is joined now (a few ms
+    to tens of ms: a builder does it once, before forking its workers), the others when first entered."""
+    if (not isinstance(lexer, RegexLexer)
+            or type(lexer).get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed
+            or "root" not in getattr(lexer, "_tokens", {}) or isinstance(lexer._tokens, _States)):
         return False
-    joined: dict = {"root": _join(lexer._tokens["root"])}
-
-    def get_tokens_unprocessed(text, stack=("root",)):
-        return tokens_unprocessed(lexer, joined, text, stack)
-
-    lexer.get_tokens_unprocessed = get_tokens_unprocessed  # what get_tokens and using(this) call
+    lexer._tokens = _States(lexer._tokens)  # (the class keeps Pygments' table for every other instance)
+    lexer._tokens["root"]
     return True
 
 
-def _join(statetokens):
-    """``(match, rule_of_group)`` for one state's rules, or None where they are left to the loop."""
-    patterns = []
-    rule_of_group = [None]
-    flags = None
-    for rule in statetokens:
-        compiled = getattr(rule[0], "__self__", None)  # rule[0] is a compiled pattern's bound .match
-        if not isinstance(compiled, re.Pattern) or not isinstance(compiled.pattern, str):
-            return None
-        pattern, base = compiled.pattern, compiled.flags
-        own = _OWN_FLAGS.match(pattern)
-        if own:
-            pattern = pattern[own.end():]
-            for letter in own[1]:
-                base &= ~_FLAG[letter]
-        if flags is None:
-            flags = base
-        if base != flags or _UNSAFE.search(pattern):
-            return None
-        if own:
-            pattern = f"(?{own[1]}:{pattern})"
-        # the rule's mark, an empty group, at its end: a branch that begins with a literal or a set of
-        # characters is passed over at the first character that cannot begin it (a group first would not be)
-        patterns.append(f"(?:{pattern})()")
-        rule_of_group.extend([None] * compiled.groups)
-        rule_of_group.append(rule)
-    if not patterns:
-        return None
-    try:
-        joined = re.compile("|".join(patterns), flags)
-    except (re.error, RecursionError, OverflowError):
-        return None
-    if joined.groups != len(rule_of_group) - 1:
-        return None
-    return joined.match, rule_of_group
+class _States(dict):
+    """State name -> its rules with the runs joined, made when the state is first entered."""
+
+    def __init__(self, rules: dict):
+        super().__init__()
+        self.rules = rules
+
+    def __missing__(self, state):
+        joined = self[state] = _join_runs(self.rules[state])
+        return joined
 
 
-def tokens_unprocessed(lexer, joined: dict, text, stack=("root",)):
-    """``RegexLexer.get_tokens_unprocessed(lexer, text, stack)``, each state's rules tried in one match."""
-    pos = 0
-    tokendefs = lexer._tokens
-    statestack = list(stack)
-    state = statestack[-1]
-    statetokens = tokendefs[state]
-    fused = joined.get(state, False)
-    if fused is False:
-        fused = joined[state] = _join(statetokens)
-    while 1:
-        if fused is not None:
-            m = fused[0](text, pos)
-            if m:
-                rexmatch, action, new_state = fused[1][m.lastindex]
-                if action is not None:
-                    if type(action) is _TokenType:
-                        yield pos, action, m.group()
-                    else:
-                        yield from action(lexer, rexmatch(text, pos))  # the rule's own match: its groups
-                pos = m.end()
+def _join_runs(rules: list) -> list:
+    out: list = []
+    run: list = []  # (pattern, flags, rule): neighbours with the same next state and flags
+    for rule in rules:
+        own = _own_pattern(rule)
+        if run and (own is None or own[1] != run[0][1] or rule[2] != run[0][2][2]):
+            out.extend(_joined(run))
+            run = []
+        if own is None:
+            out.append(rule)
         else:
-            for rexmatch, action, new_state in statetokens:
-                m = rexmatch(text, pos)
-                if m:
-                    if action is not None:
-                        if type(action) is _TokenType:
-                            yield pos, action, m.group()
-                        else:
-                            yield from action(lexer, m)
-                    pos = m.end()
-                    break
-        if m:
-            if new_state is not None:
-                # state transition
-                if isinstance(new_state, tuple):
-                    for name in new_state:
-                        if name == '#pop':
-                            if len(statestack) > 1:
-                                statestack.pop()
-                        elif name == '#push':
-                            statestack.append(statestack[-1])
-                        else:
-                            statestack.append(name)
-                elif isinstance(new_state, int):
-                    # pop, but keep at least one state on the stack
-                    # (random code leading to unexpected pops should
-                    # not allow exceptions)
-                    if abs(new_state) >= len(statestack):
-                        del statestack[1:]
-                    else:
-                        del statestack[new_state:]
-                elif new_state == '#push':
-                    statestack.append(statestack[-1])
-                else:
-                    assert False, f"wrong state def: {new_state!r}"
-                state = statestack[-1]
-                statetokens = tokendefs[state]
-                fused = joined.get(state, False)
-                if fused is False:
-                    fused = joined[state] = _join(statetokens)
-            continue
-        # We are here only if all state tokens have been considered
-        # and there was not a match on any of them.
-        try:
-            if text[pos] == '\n':
-                # at EOL, reset state to "root"
-                statestack = ['root']
-                state = 'root'
-                statetokens = tokendefs['root']
-                fused = joined.get(state, False)
-                if fused is False:
-                    fused = joined[state] = _join(statetokens)
-                yield pos, Whitespace, '\n'
-                pos += 1
-                continue
-            yield pos, Error, text[pos]
-            pos += 1
-        except IndexError:
-            break
+            run.append((*own, rule))
+    out.extend(_joined(run))
+    return out
+
+
+def _own_pattern(rule) -> tuple[str, int] | None:
+    """A rule's pattern, ready to stand in an alternation, and its flags; None: it must stay alone."""
+    compiled = getattr(rule[0], "__self__", None)  # rule[0] is a compiled pattern's bound .match
+    if not isinstance(compiled, re.Pattern) or not isinstance(compiled.pattern, str):
+        return None
+    pattern, flags = compiled.pattern, compiled.flags
+    own = _OWN_FLAGS.match(pattern)
+    if own:
+        pattern = pattern[own.end():]
+        for letter in own[1]:
+            flags &= ~_FLAG[letter]
+    if _UNSAFE.search(pattern):
+        return None
+    return (f"(?{own[1]}:{pattern})" if own else pattern), flags
+
+
+def _joined(run: list) -> list:
+    """One rule for a run of two or more, or the run's rules as they were."""
+    rules = [rule for _, _, rule in run]
+    if len(run) < 2:
+        return rules
+    rule_of_group: list = [None]
+    for rule in rules:
+        rule_of_group.extend([None] * rule[0].__self__.groups)
+        rule_of_group.append(rule)
+    # the rule's mark, an empty group, at its end: a branch that begins with a literal or a set of
+    # characters is passed over at the first character that cannot begin it (a group first would not be)
+    source = "|".join(f"(?:{pattern})()" for pattern, _, _ in run)
+    try:
+        pattern = re.compile(source, run[0][1])
+    except (re.error, RecursionError, OverflowError):
+        return rules
+    if pattern.groups != len(rule_of_group) - 1:
+        return rules
+
+    def action(lexer, m):
+        rexmatch, what, _ = rule_of_group[m.lastindex]
+        if what is None:
+            return
+        if type(what) is _TokenType:
+            yield m.start(), what, m.group()
+        else:  # a callback gets the rule's own match, with its own groups
+            yield from what(lexer, rexmatch(m.string, m.start()))
+
+    return [(pattern.match, action, run[0][2][2])]
