@@ -4,14 +4,14 @@ markdown-it-py finds each block by calling every block rule in turn (table, code
 blockquote, hr, list, footnote, reference, html, heading, lheading, paragraph) until one takes the
 line. Most of them give up at once unless the line begins with their marker (``#`` for a heading, ``>``
 for a quote, ``[`` for a reference or a footnote...): calling them anyway costs ten Python calls per
-paragraph. :func:`install` gives a MarkdownIt a ``block.tokenize`` that is markdown-it-py's own loop
-except that it tries, of the rules below, only those whose marker begins the line; every other rule
-(table, code, lheading, paragraph, and any this module does not know) is tried as before, in the same
-order. A rule passed over is one that returns False for such a line before it changes anything, so
-the first rule that takes the line, and the tokens, are the same.
+paragraph. :func:`install` puts one rule in their place in the block ruler's compiled chain: it looks
+at the line's first character and tries, in their order, only the rules whose marker that is, and every
+rule that has none (table, code, lheading, paragraph, and any this module does not know). A rule
+passed over is one that returns False for such a line before it changes anything, so the first rule
+that takes the line, and the tokens, are the same. markdown-it-py's own loop runs as it is.
 
 Only for the markdown-it-py and mdit-py-plugins versions whose rules were read for this (:data:`CHECKED`);
-with any other, the MarkdownIt keeps its own loop.
+with any other, the MarkdownIt keeps every rule in its chain.
 """
 from __future__ import annotations
 
@@ -44,76 +44,34 @@ def _first_chars(fn) -> str | None:
 
 
 def install(md) -> bool:
-    """Give ``md`` the first-character dispatching block loop; returns whether it did."""
+    """Give ``md``'s block ruler the first-character dispatching rule; returns whether it did. The
+    ruler compiles its chains again whenever its rules change (a plugin added, a rule disabled): the
+    dispatcher is made again from the new chain each time."""
     if (markdown_it.__version__, mdit_py_plugins.__version__) not in CHECKED:
         return False
-    block = md.block
-    plans: dict = {}  # id of the ruler's rule list -> (that list, rules for any first char, per char)
+    ruler = md.block.ruler
+    compile_chains = ruler.__compile__
 
-    def plan(rules):
-        hit = plans.get(id(rules))
-        if hit is not None and hit[0] is rules:
-            return hit
-        firsts = [_first_chars(rule) for rule in rules]
-        chars = {c for f in firsts if f for c in f}
-        anywhere = [rule for rule, f in zip(rules, firsts) if f is None]
-        by_char = {c: [rule for rule, f in zip(rules, firsts) if f is None or c in f] for c in chars}
-        plans.clear()
-        plans[id(rules)] = hit = (rules, anywhere, by_char)
-        return hit
+    def compile_with_dispatch() -> None:
+        compile_chains()
+        ruler.__cache__[""] = [_dispatcher(ruler.__cache__[""])]
 
-    def tokenize(state, startLine: int, endLine: int) -> None:
-        """``ParserBlock.tokenize``, trying only the rules the line's first character allows."""
-        _, anywhere, by_char = plan(block.ruler.getRules(""))
-        line = startLine
-        maxNesting = state.md.options.maxNesting
-        hasEmptyLines = False
-
-        while line < endLine:
-            state.line = line = state.skipEmptyLines(line)
-            if line >= endLine:
-                break
-            if state.sCount[line] < state.blkIndent:
-                # Termination condition for nested calls.
-                # Nested calls currently used for blockquotes & lists
-                break
-            if state.level >= maxNesting:
-                # If nesting level exceeded - skip tail to the end.
-                # That's not ordinary situation and we should not care about content.
-                state.line = endLine
-                break
-
-            # Try all possible rules.
-            # On success, rule should:
-            # - update `state.line`
-            # - update `state.tokens`
-            # - return True
-            ok = False
-            for rule in by_char.get(state.src[state.bMarks[line] + state.tShift[line]], anywhere):
-                ok = rule(state, line, endLine, False)
-                if ok:
-                    if state.line <= line:
-                        raise RuntimeError("block rule didn't increment state.line")
-                    break
-
-            # this can only happen if user disables paragraph rule
-            if not ok:
-                raise RuntimeError("none of the block rules matched")
-
-            # set state.tight if we had an empty line before current tag
-            # i.e. latest empty line should not count
-            state.tight = not hasEmptyLines
-
-            line = state.line
-
-            # paragraph might "eat" one newline after it in nested lists
-            if (line - 1) < endLine and state.isEmpty(line - 1):
-                hasEmptyLines = True
-
-            if line < endLine and state.isEmpty(line):
-                hasEmptyLines = True
-                line += 1
-                state.line = line
-
-    block.tokenize = tokenize  # (ParserBlock.parse and the nested rules call md.block.tokenize)
+    ruler.__compile__ = compile_with_dispatch  # (what getRules calls when its cache is empty)
+    ruler.__cache__ = None
     return True
+
+
+def _dispatcher(rules: list):
+    firsts = [_first_chars(rule) for rule in rules]
+    anywhere = [rule for rule, f in zip(rules, firsts) if f is None]
+    by_char = {c: [rule for rule, f in zip(rules, firsts) if f is None or c in f]
+               for c in {c for f in firsts if f for c in f}}
+
+    def block_rule(state, line: int, end: int, silent: bool) -> bool:
+        for rule in by_char.get(state.src[state.bMarks[line] + state.tShift[line]], anywhere):
+            if rule(state, line, end, silent):
+                return True
+        return False
+
+    block_rule.rules = rules  # (for a reader: what it stands for)
+    return block_rule

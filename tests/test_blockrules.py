@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _pair():
     fast = markdown.markdown.__wrapped__()  # a new one, as the build makes it
     plain = markdown.markdown.__wrapped__()
-    if "tokenize" in vars(plain.block):
-        del plain.block.tokenize  # markdown-it-py's own loop
+    if "__compile__" in vars(plain.block.ruler):
+        del plain.block.ruler.__compile__  # every rule in markdown-it-py's chain
+        plain.block.ruler.__cache__ = None
     return fast, plain
 
 
@@ -40,7 +41,15 @@ def same(text):
 
 def test_the_build_uses_it():
     assert blockrules.install(markdown.markdown.__wrapped__())
-    assert "tokenize" in vars(markdown.markdown().block)
+    assert [rule.__name__ for rule in markdown.markdown().block.ruler.getRules("")] == ["block_rule"]
+    assert [rule.__name__ for rule in PLAIN.block.ruler.getRules("")][-1] == "paragraph"
+
+
+def test_a_rule_disabled_later_is_left_out_of_the_dispatcher_too():
+    md = markdown.markdown.__wrapped__()
+    md.disable("heading")
+    assert "heading" not in [rule.__name__ for rule in md.block.ruler.getRules("")[0].rules]
+    assert md.render("# not a heading\n").startswith("<p>")
 
 
 def test_the_sites_posts_and_fixtures_give_the_same_tokens():
