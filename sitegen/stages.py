@@ -64,6 +64,35 @@ class Parsed:
     #: sitegen/markdown.py); the builder keeps it apart in the cache (None in the parse cache)
     fragments: dict | None = None
 
+    def __getattr__(self, name: str):
+        """``html`` of a parse read from the build cache, where it is kept compressed (see
+        :func:`packed`): decompressed when first asked for (a rebuild asks for a few of thousands)."""
+        if name == "html":
+            state = self.__dict__
+            if "_html_z" in state:
+                import zlib
+
+                html = state["html"] = zlib.decompress(state.pop("_html_z")).decode("utf-8", "surrogatepass")
+                return html
+        raise AttributeError(name)
+
+
+def packed(parsed: Parsed):
+    """How the build cache pickles a :class:`Parsed`: its HTML compressed (most of the cache's bytes,
+    read back for the few posts a rebuild renders), everything else as it is."""
+    state = dict(parsed.__dict__)
+    if "html" in state:
+        import zlib
+
+        state["_html_z"] = zlib.compress(state.pop("html").encode("utf-8", "surrogatepass"), 1)
+    return _unpacked, (state,)
+
+
+def _unpacked(state: dict) -> Parsed:
+    parsed = Parsed.__new__(Parsed)
+    parsed.__dict__.update(state)
+    return parsed
+
 
 @dataclass
 class BuildResult:

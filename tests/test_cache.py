@@ -263,3 +263,22 @@ def test_an_output_named_by_the_old_pickle_cache_is_still_taken_over(site, tree)
     _cached_build(site, tree)
     assert "Post 1" in site.page("index.html")
     assert not old.exists() and _cache_file(site).exists()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(), st.lists(st.tuples(st.sampled_from(["/", "/a/", "#x"]), st.none() | st.integers(1, 9)), max_size=6))
+def test_a_parse_and_a_page_come_back_from_a_saved_group_as_they_went_in(html, links):
+    """The cache keeps a parse's HTML compressed (read back when first asked for) and makes equal
+    links and ids of a group's pages one object: neither changes what comes back."""
+    import pickle
+
+    from sitegen.cache import _dumps, _shared
+    from sitegen.stages import Parsed
+
+    parsed = Parsed(html=html, toc=[], excerpt_html="<p>x</p>", problems=[], deps={}, files={}, scripts=[],
+                    md_links={}, key="k")
+    back = pickle.loads(_dumps({"p": (None, parsed)}))["p"][1]
+    assert "html" not in back.__dict__ and back == parsed and back.html == html
+    assert pickle.loads(_dumps({"p": (None, back)}))["p"][1].html == html  # (saved again once read)
+    pages = {f"{k}.html": ("key", list(links), frozenset({"a", "b"}), None) for k in range(3)}
+    assert pickle.loads(_dumps(_shared(pages, {}))) == pages
