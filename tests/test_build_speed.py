@@ -133,11 +133,29 @@ def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path,
     assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh"))
 
 
-def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site, tmp_path, tree):
+@pytest.fixture(params=["margin", "no margin"])
+def clock(request, monkeypatch):
+    """The spare's folders are listed only if changed since its build (sitegen/write.py): with the
+    margin for coarse clocks, a test's folders are all listed; without it, only those changed."""
+    if request.param == "no margin":
+        from sitegen import write
+
+        monkeypatch.setattr(write, "CLOCK_MARGIN", 0)
+    return request.param
+
+
+def _by_hand():
+    import time
+
+    time.sleep(0.05)  # (a change by hand comes after the build, on a clock that ticks)
+
+
+def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site, tmp_path, tree, clock):
     """The spare is the site two builds ago: anything put into it by hand (a stray file, a folder, a
     link) must not reappear in a later site, which holds exactly what a build from nothing holds."""
     _posts(site)
     _cached_build(site, tree)
+    _by_hand()
     (site.out / "stray.txt").write_text("put here by hand")
     (site.out / "p1" / "notes").mkdir()
     (site.out / "p1" / "notes" / "n.txt").write_text("and here")
@@ -148,6 +166,39 @@ def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site,
         assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
         assert not os.path.lexists(site.out / "elsewhere")
         assert not (site.out / "p1" / "notes").exists()
+
+
+def test_a_page_deleted_from_the_served_site_comes_back_in_later_sites(site, tmp_path, tree, clock):
+    """The tree it was deleted from becomes the spare: its record names the page, so it is marked
+    unknown and written again, not taken for there."""
+    _posts(site)
+    for _ in range(2):
+        _cached_build(site, tree)
+    _by_hand()
+    (site.out / "p1" / "index.html").unlink()
+    (site.out / "tags" / "t0" / "index.html").unlink()
+    os.rmdir(site.out / "tags" / "t0")
+    for step in range(3):
+        site.post("p2.md", f"---\ntitle: P2\ndate: 2024-01-03\n---\nEdit {step}.\n")
+        _cached_build(site, tree)
+        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
+
+
+def test_a_spare_folder_unchanged_since_its_build_is_not_listed(site, tree, monkeypatch):
+    from sitegen import write
+
+    monkeypatch.setattr(write, "CLOCK_MARGIN", 0)
+    _posts(site)
+    for _ in range(2):
+        _cached_build(site, tree)
+    _by_hand()
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(os.fspath(path)) or scandir(path))
+    site.post("p2.md", "---\ntitle: P2\ndate: 2024-01-03\n---\nEdited.\n")
+    _cached_build(site, tree)
+    tree_folders = [p for p in listed if ".sitegen-new" in p or "sitegen-new" in os.path.basename(p)]
+    assert tree_folders and not any(p.endswith(("/p3", "/tags/t1")) for p in listed), listed
 
 def test_list_pages_rendered_in_workers_are_the_ones_rendered_in_turn(site, tmp_path):
     """Enough index and tag pages to render them in worker processes (see sitegen/lists.py): the same
