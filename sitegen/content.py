@@ -313,8 +313,9 @@ def _yaml_loader():
 _LOADER = None
 
 
-def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
-    """Read and validate one post. Returns the post (None if unusable) and its problems."""
+def load(path: Path, root: Path, folders: dict[str, str] | None = None) -> tuple[Post | None, list[Problem]]:
+    """Read and validate one post. Returns the post (None if unusable) and its problems. ``folders``:
+    resolved folders kept between calls, for loading many posts (see :func:`sitegen.paths.outside`)."""
     import yaml
 
     global _LOADER
@@ -331,7 +332,7 @@ def load(path: Path, root: Path) -> tuple[Post | None, list[Problem]]:
 
     from sitegen.paths import outside, outside_message
 
-    real = outside(root, path)
+    real = outside(root, path, folders)
     if real is not None:
         error(None, outside_message("a symlink", real, "post"))
         return None, problems

@@ -10,10 +10,20 @@ import os
 from pathlib import Path
 
 
-def outside(root: Path | str, path: Path | str) -> str | None:
-    """Where ``path`` really leads if that is outside ``root`` (symlinks followed), else None."""
-    real = os.path.realpath(path)
-    site = os.path.realpath(root)
+def outside(root: Path | str, path: Path | str, folders: dict[str, str] | None = None) -> str | None:
+    """Where ``path`` really leads if that is outside ``root`` (symlinks followed), else None.
+    ``folders``: resolved folders kept between calls (see :func:`realpath_in`), for many paths in a few
+    folders (a build loading its posts): each folder and the root resolved once, and the file only if
+    it is a link, instead of walking all their components for each path."""
+    if folders is None:
+        real = os.path.realpath(path)
+        site = os.path.realpath(root)
+    else:
+        real = realpath_in(os.fspath(path), folders)
+        root = os.fspath(root)
+        site = folders.get(root)
+        if site is None:
+            site = folders[root] = os.path.realpath(root)
     if real == site or real.startswith(site.rstrip(os.sep) + os.sep):
         return None
     return real

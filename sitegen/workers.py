@@ -105,7 +105,13 @@ def _write_page(tree: str, rel: str, page: PageOut, spare: bool = False) -> Page
     try:
         if spare and os.path.lexists(dest):
             os.unlink(dest)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        try:
+            os.mkdir(folder)  # a post's own folder, new in a cold build: one call, not makedirs' stat and mkdir
+        except FileExistsError:
+            pass  # (a file there: open fails below, as makedirs would have)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
         with open(dest, "wb") as f:
             f.write(page.data)
     except OSError:
@@ -185,15 +191,16 @@ def _indexed_job(k: int):
 
 
 def _load_job(chunk: list[tuple[str, Path]]):
-    root = _WORK["root"]
-    return [(key, load(path, root)) for key, path in chunk]
+    root, folders = _WORK["root"], {}
+    return [(key, load(path, root, folders)) for key, path in chunk]
 
 
 def load_posts(todo: list[tuple[str, Path]], root: Path, workers: int):
     """``(key, (post, problems))`` for each ``(key, path)``: :func:`sitegen.content.load`, in
     workers when there are many (a cold build reads thousands of posts)."""
     if workers <= 1 or len(todo) < 4 * PARALLEL_THRESHOLD or sys.platform == "win32":
-        return [(key, load(path, root)) for key, path in todo]
+        folders: dict[str, str] = {}
+        return [(key, load(path, root, folders)) for key, path in todo]
     _WORK.update(root=root)
     try:
         n = workers * 4

@@ -252,3 +252,27 @@ def test_plain_python_repr_says_why_a_figure_was_not_drawn(table):
     assert repr(figure(table, "y = ⟦nope⟧")) == (
         "<sitegen expression (not drawn: error: template line 1: placeholder ⟦nope⟧ has no data in the "
         "DataFrame (parameters: w))>")
+
+
+def test_outside_with_kept_folders_says_what_realpath_says(tmp_path):
+    """paths.outside resolving each folder once (a build loading its posts) finds the same links out."""
+    from sitegen.paths import outside
+
+    site, away = tmp_path / "site", tmp_path / "away"
+    (site / "content" / "in").mkdir(parents=True)
+    away.mkdir()
+    (away / "p.md").write_text("x")
+    (site / "content" / "a.md").write_text("x")
+    (site / "content" / "in" / "b.md").write_text("x")
+    (site / "content" / "link.md").symlink_to(away / "p.md")
+    (site / "content" / "inner.md").symlink_to(site / "content" / "a.md")
+    (site / "content" / "out").symlink_to(away)
+    (site / "content" / "back").symlink_to(site / "content" / "in")
+    names = ["a.md", "in/b.md", "link.md", "inner.md", "out/p.md", "back/b.md", "missing.md", "out/missing.md",
+             "in/../a.md", "out/../a.md"]
+    folders: dict = {}
+    for name in names * 2:  # the second time from the kept folders
+        path = site / "content" / name
+        assert outside(site, path, folders) == outside(site, path), name
+    assert [n for n in names if outside(site, site / "content" / n, folders)] == ["link.md", "out/p.md",
+                                                                                   "out/missing.md", "out/../a.md"]
