@@ -64,6 +64,11 @@ def _library_stamps() -> list:
     return stamps
 
 
+#: allocations between two passes of the cyclic collector over the youngest objects while building
+#: (Python's default: 700; see Builder.build)
+BUILD_GC_THRESHOLD = 10_000
+
+
 # ----------------------------------------------------------------------------------------------
 
 class Builder:
@@ -168,9 +173,14 @@ class Builder:
                 gc.freeze()
             if collecting:
                 gc.enable()
+        # What the build makes besides (pages, keys, summaries) is mostly freed by reference counts:
+        # a young-generation pass every 700 allocations, 150 of them in a one-post rebuild, found little.
+        threshold = gc.get_threshold()
+        gc.set_threshold(max(threshold[0], BUILD_GC_THRESHOLD), *threshold[1:])
         try:
             return self._build(in_place, changed, t0)
         finally:
+            gc.set_threshold(*threshold)
             if freeze:
                 gc.unfreeze()
 

@@ -22,10 +22,12 @@ def cmd_build(args) -> int:
     try:
         result = builder.build()
     except BuildError as exc:
+        _quit_collecting()
         _print_problems(exc.problems)
         errors = sum(1 for p in exc.problems if p.level == "error")
         print(f"build failed: {errors} error(s); the previous output was left as it was", file=sys.stderr)
         return 1
+    _quit_collecting()
     _print_problems(result.warnings)
     rel = result.out_dir
     try:
@@ -36,6 +38,14 @@ def cmd_build(args) -> int:
           f"({len(result.parsed)} post(s) rendered, {len(result.written)} file(s) written"
           f"{', ' + str(len(result.warnings)) + ' warning(s)' if result.warnings else ''})")
     return 0
+
+
+def _quit_collecting() -> None:
+    """The process ends after its one build: the cyclic collector's pass over every object at exit
+    (the build cache's half a million; 0.04 s of a one-post rebuild) would find nothing to free."""
+    import gc
+
+    gc.freeze()
 
 
 def cmd_serve(args) -> int:
