@@ -193,6 +193,19 @@ def test_encoding_round_trip_and_missing_code(bits):
     assert blob == encode.encode(codes, bits)  # deterministic: same data, same file name hash
 
 
+@pytest.mark.parametrize("bits,level,thread", [(8, 6, True), (16, 9, True), (8, 1, False), (16, 6, False)])
+def test_streamed_encoding_is_the_one_shot_encoding(bits, level, thread):
+    """Fractions given a few dots at a time (gzipped on a thread meanwhile) make encode()'s bytes exactly:
+    deflate's output does not depend on how its input is cut."""
+    rng = np.random.default_rng(bits + level)
+    t = np.cumsum(rng.normal(0, 0.02, (300, 90)), axis=1) + rng.random((300, 1))
+    t[rng.random(t.shape) < 0.05] = np.nan
+    stream = encode.Stream(300, 90, bits, level, thread=thread)
+    for a, b in [(0, 1), (1, 1), (1, 120), (120, 299), (299, 300)]:
+        stream.feed(t[a:b])
+    assert stream.result() == encode.encode(encode.quantize(t, bits), bits, level=level)
+
+
 # -- expression figures -----------------------------------------------------------------------------
 def test_dots_sit_where_the_values_say(site):
     data = write(site, "t.parquet", static_table())

@@ -79,6 +79,72 @@ def encode(codes, bits: int = 8, level: int = 9) -> bytes:
     return gzip.compress(header + payload, compresslevel=level, mtime=0)
 
 
+class Stream:
+    """:func:`encode`'s bytes for ``dots`` x ``frames`` fractions of the axis, given a few dots at a time
+    in order (:meth:`feed`) while the caller works out the next ones: each block is quantized and
+    differenced on the caller's thread and gzipped on another (zlib lets go of the GIL). Deflate's output
+    does not depend on how its input is cut, so the bytes are :func:`encode`'s, byte for byte.
+
+    ``thread``: False compresses on the caller's thread (a small figure: a thread costs more than its
+    whole encoding)."""
+
+    def __init__(self, dots: int, frames: int, bits: int = 8, level: int = 9, thread: bool = True):
+        import queue
+        import threading
+        import weakref
+        import zlib
+
+        self.bits, self._low, self._parts, self._error = bits, [], [], []
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)   # what gzip.compress(mtime=0) uses
+        self._queue = self._thread = None
+        if thread:
+            q, z, parts, error = queue.SimpleQueue(), self._z, self._parts, self._error
+
+            def work():  # holds no reference to the stream, so one dropped unfinished is collected
+                try:
+                    while (data := q.get()) is not None:
+                        if not error:
+                            parts.append(z.compress(data))
+                except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+                    error.append(exc)
+
+            self._queue = q
+            self._thread = threading.Thread(target=work, name="sitegen figure gzip", daemon=True)
+            self._thread.start()
+            self._end = weakref.finalize(self, q.put, None)   # and its thread ends then
+        self._put(MAGIC + struct.pack("<B3xII", bits, dots, frames))
+
+    def _put(self, data: bytes) -> None:
+        if self._queue is not None:
+            self._queue.put(data)
+        else:
+            self._parts.append(self._z.compress(data))
+
+    def feed(self, fractions) -> None:
+        """The next dots' fractions (dots x frames; ``nan``: missing)."""
+        import numpy as np
+
+        c = quantize(fractions, self.bits)
+        delta = c.copy()
+        delta[:, 1:] = c[:, 1:] - c[:, :-1]  # wraps modulo 2**bits, undone by the same wrap
+        if self.bits == 8:
+            self._put(delta.tobytes())
+        else:  # the high-byte plane of every dot first, then the low-byte plane
+            self._put((delta >> 8).astype(np.uint8).tobytes())
+            self._low.append((delta & 0xFF).astype(np.uint8).tobytes())
+
+    def result(self) -> bytes:
+        """The gzip bytes, once every dot has been fed."""
+        for low in self._low:
+            self._put(low)
+        if self._thread is not None:
+            self._end()
+            self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return b"".join(self._parts) + self._z.flush()
+
+
 def decode(blob: bytes):
     """The inverse of :func:`encode`: ``(codes, bits)``."""
     import numpy as np

@@ -248,8 +248,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     shared: dict[str, tuple] = {}
     scalar = n_dots_param == 1
 
-    axes: dict[str, dict] = {}
-    for p, name in enumerate(placed):
+    def axis(p: int, name: str) -> dict:
         settings = [ph for ph in placeholders if ph.name == name]
         ph0 = settings[0]
         block = dense[p][dot_mask]  # dots x frames
@@ -277,20 +276,22 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
         badges = _checks(name, block, F, nonfinite.get(name, 0), bounds, traced.has_step, n_dots_param)
         for b in badges:
             issues.append(Issue("warning", f"parameter '{name}' {b}", ph0.line))
-        axes[name] = {"log": log, "lo": lo, "hi": hi, "badges": badges, "p": p}
+        return {"log": log, "lo": lo, "hi": hi, "badges": badges, "p": p}
 
     dots = len(placeholders) * n_dots_param
     fig.dots, fig.frames = dots, F
-    if dots > MANY_DOTS:
-        issues.append(Issue("warning", f"this figure draws {dots:,} dots, which makes a heavy page; "
-                                       "show fewer runs (`:max-runs:`) or experiments"))
 
-    # -- positions of every dot at every frame (fractions of its axis) ------------------------
+    # -- positions of every dot at every frame (fractions of its axis), gzipped while the next are worked out --
+    stream = encode.Stream(dots, F, opts.bits, encode.level_for(dots * F, opts.partial),
+                           thread=dots * F >= 200_000) if F > 1 else None
+    axes: dict[str, dict] = {}   # each parameter's, in the order of ``placed`` (their first placeholders)
     fr = np.empty((dots, F))
     final_vals = np.empty(dots)
     final_has = np.empty(dots, dtype=bool)
     k = 0
     for ph in placeholders:
+        if ph.name not in axes:
+            axes[ph.name] = axis(placed.index(ph.name), ph.name)
         ax = axes[ph.name]
         block = dense[ax["p"]][dot_mask]
         sc = scale.Scale(ax["lo"], ax["hi"], 0.0, 1.0, ax["log"])
@@ -302,15 +303,19 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
                 t = (block - sc.lo) / (sc.hi - sc.lo)
         t = np.where(np.isfinite(block), t, np.nan)
         fr[k:k + n_dots_param] = t
+        if stream is not None:
+            stream.feed(t)
         final_vals[k:k + n_dots_param] = block[:, -1]
         final_has[k:k + n_dots_param] = has[ax["p"]][dot_mask][:, -1]
         k += n_dots_param
+    if dots > MANY_DOTS:
+        issues.append(Issue("warning", f"this figure draws {dots:,} dots, which makes a heavy page; "
+                                       "show fewer runs (`:max-runs:`) or experiments"))
 
     width = max(24, int(opts.width))
     exp_title = opts.experiment_title or "experiment"
     run_title = opts.run_title or "run"
     single_exp = E == 1 and exps == ["all"]
-    blob = _encode_meanwhile(fr, opts) if F > 1 else None   # gzip lets the HTML be written meanwhile
     html = _render_html(template, axes, exps, runs_per_exp, fr, final_vals, width, exp_title, run_title, single_exp,
                         scalar)
     step_text = ""
@@ -337,39 +342,10 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
     }
     if traced.has_step:
         fig.island["steps"] = [int(s) for s in frame_steps]
-    if blob is not None:
-        fig.frames_blob = blob()
+    if stream is not None:
+        fig.frames_blob = stream.result()
         fig.island["bits"] = opts.bits
     return fig
-
-
-def _encode_meanwhile(fr, opts: StripOptions):
-    """Start encoding the animation on a thread (zlib lets go of the GIL); returns a call giving the bytes.
-    Big figures only: a thread costs more than a small figure's whole encoding."""
-    import threading
-
-    codes = encode.quantize(fr, opts.bits)
-    level = encode.level_for(codes.size, opts.partial)
-    if codes.size < 200_000:
-        done = encode.encode(codes, opts.bits, level=level)
-        return lambda: done
-    out: dict = {}
-
-    def work():
-        try:
-            out["blob"] = encode.encode(codes, opts.bits, level=level)
-        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
-            out["error"] = exc
-
-    thread = threading.Thread(target=work, name="sitegen figure gzip", daemon=True)
-    thread.start()
-
-    def result() -> bytes:
-        thread.join()
-        if "error" in out:
-            raise out["error"]
-        return out["blob"]
-    return result
 
 
 def _fixed_range(name: str, placeholders, opts: StripOptions):
