@@ -46,10 +46,7 @@ class Runs:
         import numpy as np
 
         runs = np.asarray(runs, dtype=np.int64)
-        lengths = self.counts[runs]
-        total = int(lengths.sum())
-        offsets = np.repeat(self.starts[runs] - (np.cumsum(lengths) - lengths), lengths)
-        return offsets + np.arange(total, dtype=np.int64)
+        return spread(self.starts[runs], self.counts[runs])
 
     def position(self, rows):
         """Each row's position in the pattern."""
@@ -101,6 +98,33 @@ def runs_of(step, codes: tuple, min_rows: int | None = None) -> Runs | None:
             return None
     anchor = int(starts[int(np.argmax(counts == k))])
     return Runs(k, starts, counts, step[starts], anchor)
+
+
+def spread(first, lengths) -> Any:
+    """``first[i], first[i] + 1, ...`` (``lengths[i]`` of them) for each ``i``, one after the other."""
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.repeat(np.asarray(first, dtype=np.int64) - (np.cumsum(lengths) - lengths), lengths)
+    return offsets + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+def winners(runs: Runs, steps, f) -> tuple:
+    """The rows of the candidate ``steps`` (:func:`candidates`, each with its frame ``f``) that can hold a
+    cell's last row in its frame, as each step's first row, first pattern position and number of rows, and
+    whether each pattern position is then met at most once per frame. A frame has two candidate steps when
+    the batch's last step is cut short after a full one: the cut step's positions (the pattern's first ones)
+    are later, so the full step keeps only the others."""
+    start, count = runs.starts[steps].copy(), runs.counts[steps].copy()
+    first = (start - runs.anchor) % runs.k
+    once = bool((f[1:] != f[:-1]).all())
+    if not once and len(f) > 1 and f[-1] == f[-2] and (f[1:-1] != f[:-2]).all() and first[-1] == 0:
+        shift = min(max(0, int(count[-1]) - int(first[-2])), int(count[-2]))
+        start[-2] += shift
+        first[-2] += shift
+        count[-2] -= shift
+        once = True
+    return start, first, count, once
 
 
 def candidates(f, full) -> Any:

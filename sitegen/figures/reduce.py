@@ -506,11 +506,12 @@ def _periodic_rows(prep: _Prepared, frame_steps, all_steps):
     chosen = int(prep.per[steps].sum())
     pick = periodic.candidates(f, runs.full[steps])
     steps, f = steps[pick], f[pick]
-    single = bool((f[1:] != f[:-1]).all())   # one step per frame
-    idx = runs.rows(steps)
-    model = prep.pattern[runs.position(idx)]
-    f = np.repeat(f, runs.counts[steps])
-    s = np.repeat(runs.steps[steps], runs.counts[steps])
+    start, first, count, single = periodic.winners(runs, steps, f)
+    idx = periodic.spread(start, count)
+    at = periodic.spread(first, count)   # a step's rows are consecutive positions of the pattern
+    model = prep.pattern[at if (first + count <= runs.k).all() else at % runs.k]
+    f = np.repeat(f, count)
+    s = np.repeat(runs.steps[steps], count)
     ok = model >= 0
     if not ok.all():
         idx, model, f, s = idx[ok], model[ok], f[ok], s[ok]

@@ -220,7 +220,7 @@ def build(traced: "Traced", template: Template, opts: StripOptions | None = None
                                        "parameter and step); the last one is drawn"))
     dense = red.dense.reshape(P, E, R, F)
     has = red.has.reshape(P, E, R, F)
-    if F > 1:  # carry each value forward to frames that recorded nothing
+    if F > 1 and not has.all():  # carry each value forward to frames that recorded nothing
         idx = np.where(has, np.arange(F), 0)
         np.maximum.accumulate(idx, axis=3, out=idx)
         dense = np.take_along_axis(dense, idx, axis=3)
