@@ -27,8 +27,11 @@ from sitegen.traced import ROLES, Traced, order_labels
 #: tables up to this many rows are kept as codes (about 20 bytes a row); bigger ones are streamed
 KEEP_ROWS = 16_000_000
 #: rows per batch when reading a file: small enough that a batch's temporaries stay small next to the
-#: table's codes, big enough that numpy's per-call cost does not show
-BATCH_ROWS = 1 << 18
+#: table's codes, big enough that numpy's and Arrow's per-call costs do not show (a 6M-row table read in
+#: batches of 2**18 rows spent a fifth more CPU decoding, and its figure half again as much per batch)
+BATCH_ROWS = 1 << 20
+#: a streamed table's batches are smaller (read twice, each batch's decoded columns are all it holds)
+STREAM_ROWS = 1 << 18
 #: steps beyond this are not exact in float64, which the pandas path goes through
 EXACT = 2 ** 53
 
@@ -363,7 +366,8 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
     outlines: list | None = None if keep else []   # a streamed table whose batches all repeat: their patterns
 
     def scan():
-        return _ahead(pf.iter_batches(batch_size=BATCH_ROWS, columns=p.columns, use_threads=True))
+        size = BATCH_ROWS if keep else min(BATCH_ROWS, STREAM_ROWS)
+        return _ahead(pf.iter_batches(batch_size=size, columns=p.columns, use_threads=True))
 
     for batch in scan():
         piece = _piece(batch, p, labels)

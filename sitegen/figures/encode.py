@@ -102,9 +102,16 @@ class Stream:
 
             def work():  # holds no reference to the stream, so one dropped unfinished is collected
                 try:
-                    while (data := q.get()) is not None:
-                        if not error:
-                            parts.append(z.compress(data))
+                    end = False
+                    while not end:
+                        got = [q.get()]
+                        while not q.empty():
+                            got.append(q.get())
+                        if got[-1] is None:
+                            end = True
+                            got.pop()
+                        if not error and got:
+                            parts.append(z.compress(b"".join(got)))
                 except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
                     error.append(exc)
 
