@@ -398,11 +398,11 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
     P, E, R = shape
     F = len(frame_steps)
     cells = P * E * R * F
-    best_step = np.full(cells, np.iinfo(np.int64).min, dtype=np.int64)
-    best_val = np.full(cells, np.nan)
+    best_step = pos = None   # made for the first batch that needs the checks below (a tracer's need none)
+    early = []               # until then, the one-scatter path's (cells, steps), for best_step
+    best_val = np.empty(cells)   # NaN where no row lands, once every batch is in
     has = np.zeros(cells, dtype=bool)
     wide = np.int64 if cells >= 2 ** 31 else np.int32
-    pos = np.full(cells, -1, dtype=wide)
     nonfinite = np.zeros(P, dtype=np.int64)
     bounds = {name: np.full(P, np.nan) for name in bound_names}
     key = (rows.key(), placed.tobytes(), e_pos.tobytes(), r_pos.tobytes(), shape, tuple(bound_names))
@@ -451,9 +451,17 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         lin += f
         if prep.runs is not None and single and prep.once and s[0] >= top:
             # each cell at most once, and later than every row before: the scatter below, without its checks
-            best_step[lin], best_val[lin], has[lin] = s, v, True
+            best_val[lin], has[lin] = v, True
+            if best_step is None:
+                early.append((lin, s))
+            else:
+                best_step[lin] = s
             top = int(s[-1])
             continue
+        if best_step is None:
+            best_step = np.full(cells, np.iinfo(np.int64).min, dtype=np.int64)
+            for at, st in early:
+                best_step[at] = st
         if not prep.ordered:
             order = np.lexsort((s, lin))
             lin_s = lin[order]
@@ -461,6 +469,7 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
             last[:-1] = lin_s[1:] != lin_s[:-1]
             idx, touched = order[last], lin_s[last]
         else:  # rows in step order: each cell's last row is its latest
+            pos = np.full(cells, -1, dtype=wide) if pos is None else pos
             ar = np.arange(n, dtype=wide)
             pos[lin] = ar
             won = pos[lin]
@@ -485,6 +494,8 @@ def reduce(batches: Callable[[], Iterable[Batch]], rows: Rows, placed, e_pos, r_
         duplicates = sum(d for _, _, d, _, _ in spans) + shared
     else:  # steps shared between batches: another pass over every row (only this pass keeps nothing)
         duplicates = kept - distinct_rows((prepared(b) for b in batches()), frame_steps, all_steps, P * E * R)
+    if not has.all():
+        best_val[~has] = np.nan
     return Reduced(dense=best_val, has=has, duplicates=duplicates, nonfinite=nonfinite, bounds=bounds)
 
 
