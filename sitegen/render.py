@@ -209,14 +209,17 @@ class Renderer(ListPages):
     def _reuse(self, rel: str, key: str) -> bool:
         """Keep last build's file when its inputs did not change."""
         old = self.old_pages.get(rel)
-        if old is not None and old[0] == key and self._old_exists(rel):
+        if old is not None and old[0] == key and self._old_exists(rel, key):
             self.pages[rel] = PageOut(key, None, old[1], old[2], old[3])
             return True
         return False
 
-    def _old_exists(self, rel: str) -> bool:
+    def _old_exists(self, rel: str, key: str) -> bool:
         if self.builder.cache.get("out_dir") != str(self.out_dir):
             return False
+        spare = getattr(self.builder, "_spare_pages", None)
+        if spare is not None and spare.get(rel) == key:
+            return True  # the new site's tree holds this very file already (see sitegen/write.py)
         # Told which files changed, the builder trusts its own output to be where it wrote it.
         return getattr(self.builder, "_hint", None) is not None or os.path.exists(f"{self.out_dir}/{rel}")
 
