@@ -65,26 +65,36 @@ class Parsed:
     fragments: dict | None = None
 
     def __getattr__(self, name: str):
-        """``html`` of a parse read from the build cache, where it is kept compressed (see
-        :func:`packed`): decompressed when first asked for (a rebuild asks for a few of thousands)."""
-        if name == "html":
+        """``html``, ``toc`` and ``excerpt_html`` of a parse read from the build cache, where they are
+        kept together, compressed (see :func:`packed`): unpacked when one is first asked for (a
+        rebuild asks for those of a few posts of thousands)."""
+        if name in PACKED:
             state = self.__dict__
-            if "_html_z" in state:
+            data = state.pop("_packed", None)
+            if data is not None:
+                import pickle
                 import zlib
 
-                html = state["html"] = zlib.decompress(state.pop("_html_z")).decode("utf-8", "surrogatepass")
-                return html
+                for key, value in zip(PACKED, pickle.loads(zlib.decompress(data))):
+                    state.setdefault(key, value)
+                return state[name]
         raise AttributeError(name)
 
 
+#: what the build cache keeps of a parse in one compressed blob: most of its bytes and objects
+PACKED = ("html", "toc", "excerpt_html")
+
+
 def packed(parsed: Parsed):
-    """How the build cache pickles a :class:`Parsed`: its HTML compressed (most of the cache's bytes,
-    read back for the few posts a rebuild renders), everything else as it is."""
+    """How the build cache pickles a :class:`Parsed`: its HTML, table of contents and excerpt
+    compressed together (level 1), everything else as it is."""
     state = dict(parsed.__dict__)
-    if "html" in state:
+    if all(key in state for key in PACKED):
+        import pickle
         import zlib
 
-        state["_html_z"] = zlib.compress(state.pop("html").encode("utf-8", "surrogatepass"), 1)
+        values = tuple(state.pop(key) for key in PACKED)
+        state["_packed"] = zlib.compress(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL), 1)
     return _unpacked, (state,)
 
 

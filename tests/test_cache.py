@@ -113,12 +113,12 @@ def test_a_damaged_cache_file_costs_a_full_build(cached_site, tmp_path, tree, da
     _damage_then_build(cached_site, tmp_path, tree, damage)
 
 
-def test_a_flipped_byte_in_a_cached_page_is_caught(cached_site, tmp_path, tree):
+def test_a_flipped_byte_in_a_cached_post_is_caught(cached_site, tmp_path, tree):
     """SQLite does not check what a row holds: every group carries its CRC-32, so a changed byte in
-    a post's cached HTML is never served."""
+    a post's cached text (or in its HTML, kept compressed) is never served."""
     site = cached_site
     db = sqlite3.connect(_cache_file(site))
-    kind, shard, data = db.execute("SELECT kind, shard, data FROM shards WHERE kind = 'parsed'").fetchone()
+    kind, shard, data = db.execute("SELECT kind, shard, data FROM shards WHERE kind = 'posts'").fetchone()
     at = data.index(b"old text of post")
     db.execute("UPDATE shards SET data = ? WHERE kind = ? AND shard = ?",
                (data[:at] + b"OLD" + data[at + 3:], kind, shard))
@@ -278,7 +278,8 @@ def test_a_parse_and_a_page_come_back_from_a_saved_group_as_they_went_in(html, l
     parsed = Parsed(html=html, toc=[], excerpt_html="<p>x</p>", problems=[], deps={}, files={}, scripts=[],
                     md_links={}, key="k")
     back = pickle.loads(_dumps({"p": (None, parsed)}))["p"][1]
-    assert "html" not in back.__dict__ and back == parsed and back.html == html
+    assert "html" not in back.__dict__ and "toc" not in back.__dict__
+    assert back == parsed and back.html == html and back.toc == [] and back.excerpt_html == "<p>x</p>"
     assert pickle.loads(_dumps({"p": (None, back)}))["p"][1].html == html  # (saved again once read)
     pages = {f"{k}.html": ("key", list(links), frozenset({"a", "b"}), None) for k in range(3)}
     assert pickle.loads(_dumps(_shared(pages, {}))) == pages
