@@ -189,18 +189,21 @@ def _pattern(b: Batch, runs, rows: Rows):
 
     from sitegen.figures import periodic
 
-    a, k = runs.anchor, runs.k
-    first = periodic.first_codes(b, k)
-    pat = Batch(e=np.roll(first["e"], -a), r=np.roll(first["r"], -a), p=np.roll(first["p"], -a),
-                value=b.value[a:a + k])
-    m = Rows(rows.e_ok, rows.r_ok).mask(pat)
-    take = np.ones(k, dtype=bool) if m is None else m.copy()
-    ok = np.ones(len(runs.steps), dtype=bool)
-    if rows.lo is not None:
-        ok &= runs.steps >= rows.lo
-    if rows.hi is not None:
-        ok &= runs.steps <= rows.hi
-    return pat, take, ok
+    got = b.memo.get(("pattern", rows.key()))   # the same for both passes
+    if got is None:
+        a, k = runs.anchor, runs.k
+        first = periodic.first_codes(b, k)
+        pat = Batch(e=np.roll(first["e"], -a), r=np.roll(first["r"], -a), p=np.roll(first["p"], -a),
+                    value=b.value[a:a + k])
+        m = Rows(rows.e_ok, rows.r_ok).mask(pat)
+        ok = np.ones(len(runs.steps), dtype=bool)
+        if rows.lo is not None:
+            ok &= runs.steps >= rows.lo
+        if rows.hi is not None:
+            ok &= runs.steps <= rows.hi
+        got = b.memo[("pattern", rows.key())] = (pat, np.ones(k, dtype=bool) if m is None else m, ok)
+    pat, take, ok = got
+    return pat, take.copy(), ok   # callers narrow ``take`` in place
 
 
 def _select_periodic(b: Batch, runs, rows: Rows, n_r: int, placed) -> tuple:
