@@ -155,15 +155,17 @@ def _warm(renderer, posts) -> None:
             pass  # the worker reports it, with the post that uses it
 
 
-def _warm_markdown() -> None:
+def _warm_markdown(bodies=()) -> None:
     """The part of :func:`_warm` that needs no post: MarkdownIt with every directive module, the
-    highlighter's formatter, the math converter. A cold build of many posts needs them all; doing them
-    while the posts load, on the core a worker leaves free now and then, takes them off the serial path."""
+    highlighter's formatter, the math converter; and the lexers of the languages ``bodies`` fence. A
+    cold build of many posts needs them all; doing them while the posts load, on the core a worker
+    leaves free now and then, takes them off the serial path (a lexer: 40 to 70 ms, made as soon as
+    the first part of the posts to come back shows its language)."""
     from sitegen import markdown
 
     try:
         markdown.markdown()
-        markdown.warm()
+        markdown.warm(bodies)
     except Exception:
         pass  # whatever fails here fails again where it is used, and is reported there
 
@@ -204,7 +206,11 @@ def load_posts(todo: list[tuple[str, Path]], root: Path, workers: int):
         chunks = [todo[k::n] for k in range(n)]
         loading = in_workers(_load_job, chunks, workers, 1)
         _warm_markdown()  # while the workers read: the parent would do it alone before the next fork
-        return [item for part in loading for item in part]
+        loaded = []
+        for part in loading:
+            loaded.extend(part)
+            _warm_markdown(post.body for _, (post, _) in part if post is not None)
+        return loaded
     finally:
         _WORK.clear()
 
