@@ -366,6 +366,8 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
     outlines: list | None = None if keep else []   # a streamed table whose batches all repeat: their patterns
 
     def scan():
+        if keep and 0 < max(pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)) <= BATCH_ROWS:
+            return _groups(pf, p.columns, BATCH_ROWS)
         size = BATCH_ROWS if keep else min(BATCH_ROWS, STREAM_ROWS)
         return _ahead(pf.iter_batches(batch_size=size, columns=p.columns, use_threads=True))
 
@@ -400,6 +402,23 @@ def read_traced(path: Path, shown: str, columns: dict[str, str]) -> Traced:
             # steps: kept from this pass, so a streamed table is read twice in all, not three times
             return stream, lambda: (o.batch(o.luts(final)) for o in outlines)
     return _finish(labels, p, shown, rows, bad, batches)
+
+
+def _groups(pf, columns: list, size: int):
+    """``pf``'s row groups (each at most ``size`` rows) as record batches, two decoded at a time beside the
+    caller: Arrow's pool then works on one group's other columns while another's biggest column (the values)
+    is still decoding, where one group at a time leaves a core waiting on that column."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="sitegen parquet reader") as pool:
+        read = lambda i: pf.read_row_group(i, columns=columns, use_threads=True)  # noqa: E731
+        ahead = [pool.submit(read, i) for i in range(min(2, pf.num_row_groups))]
+        for i in range(pf.num_row_groups):
+            table = ahead.pop(0).result()
+            if i + 2 < pf.num_row_groups:
+                ahead.append(pool.submit(read, i + 2))
+            yield from table.to_batches(max_chunksize=size)
+            del table
 
 
 def _ahead(batches, depth: int = 2):

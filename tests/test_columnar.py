@@ -105,12 +105,14 @@ def traced_tables(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=st.one_of(tables(), traced_tables()), opts=options(), batch=st.sampled_from([1, 3, 7, 40, 1 << 18]),
-       stream=st.booleans(), periodic_rows=st.sampled_from([0, 10 ** 9]))
-def test_columnar_figure_is_the_pandas_figure(tmp_path, monkeypatch, table, opts, batch, stream, periodic_rows):
+       stream=st.booleans(), periodic_rows=st.sampled_from([0, 10 ** 9]), groups=st.booleans())
+def test_columnar_figure_is_the_pandas_figure(tmp_path, monkeypatch, table, opts, batch, stream, periodic_rows,
+                                              groups):
+    """``groups``: row groups no bigger than a batch, which a kept table reads group by group, two at once."""
     from sitegen.figures import periodic
 
     path = tmp_path / "t.parquet"
-    pq.write_table(table, path, row_group_size=max(1, batch * 2))
+    pq.write_table(table, path, row_group_size=max(1, batch * (1 if groups else 2)))
     cold = to_traced(Catalog._to_pandas(pq.read_table(path)), {}, "t.parquet")
     monkeypatch.setattr(columnar, "BATCH_ROWS", batch)
     monkeypatch.setattr(periodic, "MIN_ROWS", periodic_rows)  # 0: every batch that repeats takes the short cut
