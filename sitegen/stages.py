@@ -155,11 +155,13 @@ def attribute_values(text: str, names=_HREF_NAMES) -> list[str]:
 
 def page_out(rel: str, key: str, data, source, link_lines, binary: bool) -> PageOut:
     """An output file plus what the link checker needs: its ids and its links (with source lines)."""
+    text = None
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        text, data = data, data.encode("utf-8")  # (the text kept: not decoded again below)
     links, ids = [], frozenset()
     if not binary and rel.endswith(".html"):
-        text = data.decode("utf-8")
+        if text is None:
+            text = data.decode("utf-8")
         ids = frozenset(htmllib.unescape(i) for i in attribute_values(text, _ID_NAME))
         links = [(htmllib.unescape(h), link_lines(h) if link_lines else None) for h in attribute_values(text)]
     return PageOut(key, data, links, ids, source)
