@@ -18,8 +18,9 @@ Measured per size, in alternation (repeat 1: read, build, figure; repeat 2: ...)
   in-process build, imports excluded).
 
 Both are wall seconds, and both may use threads: pyarrow's read decodes columns and row groups on its
-thread pool (both cores), the figure decodes on one reader thread beside its own work and gzips the
-animation on another. So the CPU seconds of each (``time.process_time``: every thread of the process)
+thread pool (both cores), the figure decodes row groups on the same pool (two at a time, on reader
+threads, beside its own work) and gzips the animation on another thread while it places the dots. So
+the CPU seconds of each (``time.process_time``: every thread of the process)
 are printed too, and their ratio: the wall ratio is the goal's, the CPU ratio says how much work each
 does. The read is pyarrow's whole table (the five columns the figure also reads), the best of three
 (page cache warm, thread pool started); the figure is one render per repeat (the file is in the page
