@@ -521,12 +521,15 @@ def _periodic_rows(prep: _Prepared, frame_steps, all_steps):
     pick = periodic.candidates(f, runs.full[steps])
     steps, f = steps[pick], f[pick]
     start, first, count, single = periodic.winners(runs, steps, f)
-    idx = periodic.spread(start, count)
-    at = periodic.spread(first, count)   # a step's rows are consecutive positions of the pattern
-    model = prep.pattern[at if (first + count <= runs.k).all() else at % runs.k]
+    if len(count) and (first + count <= runs.k).all():  # a step's rows: consecutive positions of the pattern
+        model = np.concatenate([prep.pattern[a:a + c] for a, c in zip(first.tolist(), count.tolist())])
+        v = np.concatenate([prep.value[a:a + c] for a, c in zip(start.tolist(), count.tolist())])
+    else:
+        model = prep.pattern[periodic.spread(first, count) % runs.k]
+        v = prep.value[periodic.spread(start, count)]
     f = np.repeat(f, count)
     s = np.repeat(runs.steps[steps], count)
     ok = model >= 0
     if not ok.all():
-        idx, model, f, s = idx[ok], model[ok], f[ok], s[ok]
-    return model, prep.value[idx], s, f, chosen, cut, single
+        model, v, f, s = model[ok], v[ok], f[ok], s[ok]
+    return model, v, s, f, chosen, cut, single
