@@ -75,6 +75,9 @@ def fresh_page(browser, df, width=1100):
 
 
 def snap(page):
+    # a figure shown or given new values fetches and decodes its frames (async; "· loading" on its
+    # step label meanwhile): compare figures at rest, not one caught halfway
+    page.wait_for_function("() => !document.querySelector('figure.sg-expression.sg-loading')")
     return page.eval_on_selector("figure.sg-expression", SNAP)
 
 
