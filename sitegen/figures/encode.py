@@ -59,31 +59,24 @@ def level_for(size: int, partial: bool = False) -> int:
 def encode(codes, bits: int = 8, level: int = 9) -> bytes:
     """``codes`` (dots x frames) -> gzip bytes in the layout above. Deterministic (no gzip timestamp).
 
-    ``level``: gzip's (:func:`level_for` chooses it for a figure)."""
+    ``level``: gzip's (:func:`level_for` chooses it for a figure). The whole grid given at once to a
+    :class:`Stream`, which figures feed a few dots at a time."""
     import numpy as np
 
     codes = np.asarray(codes)
     if codes.ndim != 2:
         raise ValueError("codes must be a 2-d array (dots x frames)")
-    dots, frames = codes.shape
-    dtype = np.uint8 if bits == 8 else np.uint16
-    c = codes.astype(dtype)
-    delta = c.copy()
-    if frames > 1:
-        delta[:, 1:] = c[:, 1:] - c[:, :-1]  # wraps modulo 2**bits, undone by the same wrap
-    if bits == 8:
-        payload = delta.tobytes()
-    else:
-        payload = (delta >> 8).astype(np.uint8).tobytes() + (delta & 0xFF).astype(np.uint8).tobytes()
-    header = MAGIC + struct.pack("<B3xII", bits, dots, frames)
-    return gzip.compress(header + payload, compresslevel=level, mtime=0)
+    stream = Stream(*codes.shape, bits=bits, level=level, thread=False)
+    stream.feed_codes(codes)
+    return stream.result()
 
 
 class Stream:
-    """:func:`encode`'s bytes for ``dots`` x ``frames`` fractions of the axis, given a few dots at a time
+    """The gzipped layout above for ``dots`` x ``frames`` fractions of the axis, given a few dots at a time
     in order (:meth:`feed`) while the caller works out the next ones: each block is quantized and
     differenced on the caller's thread and gzipped on another (zlib lets go of the GIL). Deflate's output
-    does not depend on how its input is cut, so the bytes are :func:`encode`'s, byte for byte.
+    does not depend on how its input is cut, so the bytes are those of the whole grid given at once
+    (:func:`encode`), byte for byte.
 
     ``thread``: False compresses on the caller's thread (a small figure: a thread costs more than its
     whole encoding)."""
@@ -129,9 +122,14 @@ class Stream:
 
     def feed(self, fractions) -> None:
         """The next dots' fractions (dots x frames; ``nan``: missing)."""
+        self.feed_codes(quantize(fractions, self.bits))
+
+    def feed_codes(self, codes) -> None:
+        """The next dots' codes (dots x frames, :func:`quantize`'s): each dot's differences from its
+        previous frame; 16-bit ones as a high-byte plane now and a low-byte plane after every dot."""
         import numpy as np
 
-        c = quantize(fractions, self.bits)
+        c = np.asarray(codes).astype(np.uint8 if self.bits == 8 else np.uint16, copy=False)
         delta = c.copy()
         delta[:, 1:] = c[:, 1:] - c[:, :-1]  # wraps modulo 2**bits, undone by the same wrap
         if self.bits == 8:
