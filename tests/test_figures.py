@@ -569,3 +569,15 @@ def test_default_axis_keeps_the_final_values_on_two_thirds_of_the_width():
     assert (b - a) / (hi - lo) == pytest.approx(2 / 3)
     assert strips.axis_extent(block, "all")[0] < -1.1
     assert strips.axis_extent(block, "final") == pytest.approx([block[:, -1].min(), block[:, -1].max()])
+
+
+@pytest.mark.parametrize("n,top", [(0, 1), (1, 1), (10, 5), (10, 10 ** 7), (5000, 100), (5000, 10 ** 9), (3, 4100)])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_distinct_counts_agree_with_unique_whether_counted_or_sorted(n, top, dtype):
+    from sitegen.figures.counts import distinct, distinct_values
+
+    codes = np.random.default_rng(n + top).integers(0, top, n).astype(dtype)
+    unique = np.unique(codes)
+    assert distinct(codes) == len(unique)
+    got = distinct_values(codes)
+    assert np.array_equal(got, unique) and got.dtype == unique.dtype

@@ -16,15 +16,20 @@ BITMAP_BYTES = 1 << 27
 SMALL = 1 << 14
 
 
+def _counted(codes) -> bool:
+    """Whether the distinct values of the non-negative integer ``codes`` are found by counting each
+    value (``bincount``: their range is small next to their number) rather than by sorting them."""
+    return bool(len(codes)) and int(codes.max()) < 4 * len(codes) + 4096
+
+
 def distinct(codes) -> int:
     """How many distinct values the non-negative integer ``codes`` hold."""
     import numpy as np
 
     if not len(codes):
         return 0
-    top = int(codes.max())
-    if top < 4 * len(codes) + 4096:
-        return int(np.count_nonzero(np.bincount(codes, minlength=top + 1)))
+    if _counted(codes):
+        return int(np.count_nonzero(np.bincount(codes)))
     return len(np.unique(codes))
 
 
@@ -32,7 +37,7 @@ def distinct_values(codes):
     """The distinct values of the non-negative integer ``codes``, ascending (``np.unique``'s answer)."""
     import numpy as np
 
-    if len(codes) and int(codes.max()) < 4 * len(codes) + 4096:
+    if _counted(codes):
         return np.flatnonzero(np.bincount(codes)).astype(codes.dtype, copy=False)
     return np.unique(codes)
 
