@@ -94,6 +94,13 @@ class Site:
     def page(self, rel: str) -> str:
         return (self.out / rel).read_text(encoding="utf-8")
 
+    def contents(self, folder: Path | None = None) -> dict[str, bytes]:
+        """Every file of a built site (the output, or ``folder``) with its bytes, the output marker
+        aside: two builds made the same site when these are equal."""
+        folder = self.out if folder is None else Path(folder)
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.name != ".sitegen-output"}
+
 
 @pytest.fixture
 def site(tmp_path) -> Site:

@@ -72,10 +72,6 @@ def _posts(site, n=6):
                               f"Text of post {i}, linking [back](/p{max(i - 1, 0)}/).\n")
 
 
-def _contents(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".sitegen-output"}
-
 
 def _cached_build(site, tree):
     """A `sitegen build` with its cache (the conftest helper builds without one), checking that no
@@ -101,20 +97,20 @@ def test_a_spare_tree_is_brought_up_to_date_without_touching_the_served_site(sit
     for step, (name, text) in enumerate([("p2.md", "Edited."), ("p9.md", "New."), ("p2.md", "Edited again.")]):
         # every file of the served site, hard-linked aside: a write into a shared file would show here
         served = tmp_path / f"served-{step}"
-        before = _contents(site.out)
+        before = site.contents()
         for rel in before:
             (served / rel).parent.mkdir(parents=True, exist_ok=True)
             os.link(site.out / rel, served / rel)
         site.post(name, f"---\ntitle: {name}\ndate: 2024-02-01\n---\n{text}\n")
         reused = os.stat(spare / "static").st_ino
         _cached_build(site, tree)
-        assert _contents(served) == before, "a build wrote into a file of the site it replaced"
+        assert site.contents(served) == before, "a build wrote into a file of the site it replaced"
         assert os.stat(site.out / "static").st_ino == reused  # the spare became the site
-        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))  # as if from nothing
+        assert site.contents() == site.contents(_fresh(site, tmp_path / f"fresh-{step}"))  # as if from nothing
     (site.root / "content" / "p9.md").unlink()
     _cached_build(site, tree)
     assert not (site.out / "p9").exists()
-    assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh-last"))
+    assert site.contents() == site.contents(_fresh(site, tmp_path / "fresh-last"))
 
 
 def _fresh(site, out):
@@ -130,7 +126,7 @@ def test_a_spare_tree_that_does_not_match_its_record_is_not_used(site, tmp_path,
     (spare / ".sitegen-output").write_text('{"build": "somebody else"}')
     site.post("p1.md", "---\ntitle: P1\ndate: 2024-01-02\n---\nEdited.\n")
     _cached_build(site, tree)
-    assert _contents(site.out) == _contents(_fresh(site, tmp_path / "fresh"))
+    assert site.contents() == site.contents(_fresh(site, tmp_path / "fresh"))
 
 
 @pytest.fixture(params=["margin", "no margin"])
@@ -163,7 +159,7 @@ def test_a_file_put_into_the_served_site_does_not_come_back_with_the_spare(site,
     for step in range(3):  # the tree holding them becomes the spare, and then the site again
         site.post("p2.md", f"---\ntitle: P2\ndate: 2024-01-03\n---\nEdit {step}.\n")
         _cached_build(site, tree)
-        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
+        assert site.contents() == site.contents(_fresh(site, tmp_path / f"fresh-{step}"))
         assert not os.path.lexists(site.out / "elsewhere")
         assert not (site.out / "p1" / "notes").exists()
 
@@ -181,7 +177,7 @@ def test_a_page_deleted_from_the_served_site_comes_back_in_later_sites(site, tmp
     for step in range(3):
         site.post("p2.md", f"---\ntitle: P2\ndate: 2024-01-03\n---\nEdit {step}.\n")
         _cached_build(site, tree)
-        assert _contents(site.out) == _contents(_fresh(site, tmp_path / f"fresh-{step}"))
+        assert site.contents() == site.contents(_fresh(site, tmp_path / f"fresh-{step}"))
 
 
 def test_a_spare_folder_unchanged_since_its_build_is_not_listed(site, tree, monkeypatch):
@@ -209,8 +205,8 @@ def test_list_pages_rendered_in_workers_are_the_ones_rendered_in_turn(site, tmp_
     site.write("sitegen.toml", 'title = "T"\nbase_url = "https://example.org/"\nposts_per_page = 1\n')
     for i in range(PARALLEL_LISTS + 4):
         site.post(f"p{i}.md", f"---\ntitle: P{i}\ndate: 2024-01-{i % 28 + 1:02d}\ntags: [t{i % 3}]\n---\nPost {i}.\n")
-    one = _contents(_built(site, tmp_path / "one", workers=1))
-    two = _contents(_built(site, tmp_path / "two", workers=2))
+    one = site.contents(_built(site, tmp_path / "one", workers=1))
+    two = site.contents(_built(site, tmp_path / "two", workers=2))
     assert one == two and sum(1 for rel in one if rel.startswith("page/")) >= PARALLEL_LISTS
     site.write("templates/tag.html", "{% extends 'base.html' %}{% block main %}{{ tag.nope.deeper }}{% endblock %}\n")
     errors = []

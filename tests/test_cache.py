@@ -22,10 +22,6 @@ def _write_posts(site, tag: str) -> None:
                               f"```python\nx = {i}\n```\n\n$a_{i}^2$\n")
 
 
-def _contents(folder) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".sitegen-output"}
-
 
 def _cache_file(site):
     return site.root / ".sitegen-cache" / "build.sqlite"
@@ -41,7 +37,7 @@ def _cached_build(site, tree):
 
 def _fresh(site, out):
     Builder(site.root, out=out, use_cache=False, workers=1).build()
-    return _contents(out)
+    return site.contents(out)
 
 
 @pytest.fixture
@@ -97,9 +93,9 @@ def _damage_then_build(site, tmp_path, tree, damage) -> None:
     data = path.read_bytes()
     path.write_bytes(damage(data))
     _cached_build(site, tree)
-    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+    assert site.contents() == _fresh(site, tmp_path / "fresh")
     _cached_build(site, tree)  # and the cache written over the damaged one works
-    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+    assert site.contents() == _fresh(site, tmp_path / "fresh")
 
 
 @pytest.mark.parametrize("damage", [
@@ -125,8 +121,8 @@ def test_a_flipped_byte_in_a_cached_post_is_caught(cached_site, tmp_path, tree):
     db.commit()
     db.close()
     _cached_build(site, tree)
-    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
-    assert b"OLD text" not in b"".join(_contents(site.out).values())
+    assert site.contents() == _fresh(site, tmp_path / "fresh")
+    assert b"OLD text" not in b"".join(site.contents().values())
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -195,7 +191,7 @@ def test_a_build_killed_while_saving_leaves_a_usable_cache(cached_site, tmp_path
         statements += 1
         assert status == 137
         _cached_build(site, tree)
-        assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+        assert site.contents() == _fresh(site, tmp_path / "fresh")
         for p, data in saved.items():  # the same edit again for the next kill
             p.write_bytes(data)
         (site.root / "content" / "p2.md").write_text(f"---\ntitle: Post 2\ndate: 2024-01-03\n---\nKill {limit}.\n")
@@ -233,7 +229,7 @@ def test_damaged_compiled_templates_are_compiled_again(cached_site, tmp_path, tr
     for f in files:
         f.write_bytes(damage(f.read_bytes()))
     _cached_build(site, tree)
-    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+    assert site.contents() == _fresh(site, tmp_path / "fresh")
     post_template = [f for f in files if len(f.read_bytes()) > 100]
     assert post_template  # the ones this build used, written again whole
 
@@ -246,7 +242,7 @@ def test_a_template_edit_is_not_hidden_by_its_compiled_copy(cached_site, tmp_pat
     site.write("templates/post.html", shipped.replace("</article>", "<p>from the site's own template</p></article>"))
     _cached_build(site, tree)
     assert "from the site's own template" in site.page("p2/index.html")
-    assert _contents(site.out) == _fresh(site, tmp_path / "fresh")
+    assert site.contents() == _fresh(site, tmp_path / "fresh")
 
 
 def test_an_output_named_by_the_old_pickle_cache_is_still_taken_over(site, tree):

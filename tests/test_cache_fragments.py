@@ -30,10 +30,6 @@ $$
 MACRO = "$\\newcommand{\\R}{\\mathbb{R}}$\n\n"
 
 
-def _contents(folder) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".sitegen-output"}
-
 
 @pytest.fixture
 def made(monkeypatch):
@@ -64,7 +60,7 @@ def _build(site, made=None):
 def _same_as_fresh(site, tmp_path):
     fresh = tmp_path / "fresh"
     Builder(site.root, out=fresh, use_cache=False, workers=1).build()
-    assert _contents(site.out) == _contents(fresh)
+    assert site.contents() == site.contents(fresh)
 
 
 def _write(site, text=POST, prose="prose"):

@@ -11,10 +11,6 @@ from sitegen.build import Builder
 POST = "---\ntitle: {title}\ndate: 2024-01-{day:02d}\ntags: [{tags}]\n---\n{first}\n\nMore about it.\n"
 
 
-def _contents(folder) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".sitegen-output"}
-
 
 def _write(site, k, title=None, first=None, tags="all, t{k}", more=""):
     text = POST.format(title=title or f"Post {k}", day=k + 1, tags=tags.format(k=k % 2),
@@ -45,4 +41,4 @@ def test_a_list_page_is_rendered_again_when_what_it_shows_changed(listed, tmp_pa
     assert {rel for rel in result.written if rel.startswith(("index", "tags/", "page/"))} == lists
     fresh = tmp_path / "fresh"
     Builder(site.root, out=fresh, use_cache=False, workers=1).build()
-    assert _contents(site.out) == _contents(fresh)
+    assert site.contents() == site.contents(fresh)
